@@ -1,0 +1,256 @@
+"""BatchNormalization: a drop-in for keras.layers.BatchNormalization."""
+
+from keras import backend
+from keras import initializers
+from keras import ops
+from keras.layers import InputSpec
+
+from keras_norms import ops as norm_ops
+from keras_norms._api import export
+from keras_norms._validation import check_axis_type
+from keras_norms._validation import check_min_rank
+from keras_norms._validation import check_momentum
+from keras_norms._validation import check_positive_float
+from keras_norms._validation import resolve_axes
+from keras_norms.layers._base import AffineNormalization
+
+
+def _replicas_in_sync():
+    """Number of replicas a cross-replica reduction would span (1 if none)."""
+    if backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy():
+            return tf.distribute.get_strategy().num_replicas_in_sync
+    elif backend.backend() == "torch":
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size()
+    return 1
+
+
+@export
+class BatchNormalization(AffineNormalization):
+    r"""Batch normalization (Ioffe & Szegedy, 2015).
+
+    A drop-in replacement for `keras.layers.BatchNormalization`: the same
+    constructor arguments, defaults, weight names (``gamma``, ``beta``,
+    ``moving_mean``, ``moving_variance``) and ``training`` / ``mask``
+    behaviour. On top of it the statistics are numerically stable on every
+    backend (corrected two-pass moments in at least float32), and the moving
+    variance can be updated with the unbiased batch variance.
+
+    In training mode each channel is normalized with the mean and variance
+    of the current batch, taken over every axis but ``axis`` (for images:
+    the batch and all spatial positions):
+
+    $$y = \gamma \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}} + \beta$$
+
+    and the moving statistics used at inference are updated as
+    ``moving = moving * momentum + batch_statistic * (1 - momentum)``.
+    Note that Keras's ``momentum`` is the weight of the *old* value: Keras
+    ``momentum=0.99`` corresponds to PyTorch ``momentum=0.01``.
+
+    Args:
+
+        axis: Integer, the channel axis (``-1`` for channels-last data,
+            ``1`` after a ``data_format="channels_first"`` convolution).
+        momentum: Momentum of the moving averages, in ``[0, 1)``.
+        epsilon: Positive float added to the variance.
+        center: If ``True``, add the learned offset ``beta``.
+        scale: If ``True``, multiply by the learned scale ``gamma``.
+        beta_initializer: Initializer for ``beta``.
+        gamma_initializer: Initializer for ``gamma``.
+        moving_mean_initializer: Initializer for the moving mean.
+        moving_variance_initializer: Initializer for the moving variance.
+        beta_regularizer: Optional regularizer for ``beta``.
+        gamma_regularizer: Optional regularizer for ``gamma``.
+        beta_constraint: Optional constraint for ``beta``.
+        gamma_constraint: Optional constraint for ``gamma``.
+        renorm: Batch renormalization is not implemented yet; only
+            ``False`` is accepted (kept for signature compatibility).
+        renorm_clipping: Must be ``None`` (see ``renorm``).
+        renorm_momentum: Ignored unless ``renorm`` (see ``renorm``).
+        synchronized: If ``True``, batch statistics are meant to be global
+            across replicas. Without a multi-replica distribution this is
+            exactly the single-device computation; under one, the layer
+            currently raises rather than silently using local statistics.
+        unbiased_moving_variance: If ``True``, the moving variance is
+            updated with the unbiased batch variance ``m / (m - 1) *
+            variance`` (``m`` values per channel), as in Algorithm 2 of the
+            paper and in PyTorch. The batch itself is always normalized
+            with the biased variance.
+        **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+
+        inputs: Tensor of rank >= 2.
+        training: ``True`` normalizes with the batch statistics and updates
+            the moving ones; ``False``/``None`` uses the moving statistics.
+            A layer with ``trainable=False`` always runs in inference mode.
+        mask: Optional boolean tensor of the input's shape without the
+            channel axis; masked-out positions do not enter the batch
+            statistics.
+
+    Input shape:
+
+        Any, rank >= 2. Output shape: same as input.
+
+    Reference:
+
+        Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network
+        Training by Reducing Internal Covariate Shift", ICML 2015.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_norms
+    >>> layer = keras_norms.layers.BatchNormalization()
+    >>> x = np.random.default_rng(0).normal(1e4, 1.0, (64, 8))
+    >>> y = layer(x.astype("float32"), training=True)
+    >>> bool(abs(float(keras.ops.mean(y))) < 1e-3)
+    True
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
+        synchronized=False,
+        unbiased_moving_variance=False,
+        **kwargs,
+    ):
+        super().__init__(
+            center=center,
+            scale=scale,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
+            **kwargs,
+        )
+        self.axis = check_axis_type(axis)
+        self.momentum = check_momentum(momentum)
+        self.epsilon = check_positive_float("epsilon", epsilon)
+        if renorm or renorm_clipping is not None:
+            raise ValueError(
+                "Batch renormalization is not implemented in keras_norms "
+                "yet; use keras.layers.BatchNormalization for it. Received: "
+                f"renorm={renorm!r}, renorm_clipping={renorm_clipping!r}"
+            )
+        self.renorm = False
+        self.renorm_clipping = None
+        self.renorm_momentum = renorm_momentum
+        self.synchronized = bool(synchronized)
+        self.unbiased_moving_variance = bool(unbiased_moving_variance)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(
+            moving_variance_initializer
+        )
+        self.moving_mean = None
+        self.moving_variance = None
+
+    def build(self, input_shape):
+        check_min_rank(input_shape, 2, self.name)
+        (self._channel_axis,) = resolve_axes(self.axis, input_shape, self.name)
+        shape = (input_shape[self._channel_axis],)
+        self.build_affine_weights(shape)
+        self.moving_mean = self.add_weight(
+            shape=shape,
+            name="moving_mean",
+            initializer=self.moving_mean_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self.moving_variance = self.add_weight(
+            shape=shape,
+            name="moving_variance",
+            initializer=self.moving_variance_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self.input_spec = InputSpec(
+            ndim=len(input_shape), axes={self._channel_axis: shape[0]}
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable):
+            outputs = norm_ops.batch_normalization(
+                inputs,
+                self.moving_mean,
+                self.moving_variance,
+                axis=self._channel_axis,
+                offset=self.beta,
+                scale=self.gamma,
+                epsilon=self.epsilon,
+            )
+            return ops.cast(outputs, self.compute_dtype)
+
+        if mask is not None:
+            if len(mask.shape) != len(inputs.shape) - 1:
+                raise ValueError(
+                    f"The mask of layer '{self.name}' must have the input's "
+                    "rank minus one (no channel axis). Received: "
+                    f"mask.shape={tuple(mask.shape)}, "
+                    f"inputs.shape={tuple(inputs.shape)}"
+                )
+            mask = ops.expand_dims(mask, self._channel_axis)
+        if self.synchronized and _replicas_in_sync() > 1:
+            raise NotImplementedError(
+                f"Layer '{self.name}' has synchronized=True and runs on "
+                f"{_replicas_in_sync()} replicas; cross-replica statistics "
+                "are not implemented yet. Use synchronized=False for "
+                "per-replica statistics."
+            )
+        outputs, mean, variance, count = norm_ops.batch_normalization_training(
+            inputs,
+            axis=self._channel_axis,
+            offset=self.beta,
+            scale=self.gamma,
+            epsilon=self.epsilon,
+            mask=mask,
+        )
+        if self.unbiased_moving_variance:
+            # m / (m - 1); a channel with a single value keeps variance 0.
+            variance = variance * count / ops.maximum(count - 1.0, 1.0)
+        self._update_moving_average(self.moving_mean, mean)
+        self._update_moving_average(self.moving_variance, variance)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _update_moving_average(self, variable, value):
+        value = ops.cast(value, variable.dtype)
+        variable.assign(
+            variable * self.momentum + value * (1.0 - self.momentum)
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "moving_mean_initializer": initializers.serialize(
+                self.moving_mean_initializer
+            ),
+            "moving_variance_initializer": initializers.serialize(
+                self.moving_variance_initializer
+            ),
+            "synchronized": self.synchronized,
+            "unbiased_moving_variance": self.unbiased_moving_variance,
+        }

@@ -1,0 +1,111 @@
+"""GroupNormalization: a drop-in for keras.layers.GroupNormalization."""
+
+import numbers
+
+from keras import ops
+from keras.layers import InputSpec
+
+from keras_norms import ops as norm_ops
+from keras_norms._api import export
+from keras_norms._validation import check_axis_type
+from keras_norms._validation import check_min_rank
+from keras_norms._validation import check_positive_float
+from keras_norms._validation import resolve_axes
+from keras_norms.layers._base import AffineNormalization
+
+
+@export
+class GroupNormalization(AffineNormalization):
+    r"""Group normalization (Wu & He, 2018).
+
+    A drop-in replacement for `keras.layers.GroupNormalization`. The
+    channels are split into ``groups`` contiguous groups and each sample is
+    normalized with the mean and variance of each group (over the group's
+    channels and all other non-batch axes). It does not depend on the batch
+    size, which makes it the usual choice for small per-device batches.
+
+    ``groups=1`` equals `LayerNormalization` over all non-batch axes;
+    ``groups=-1`` (one channel per group) is instance normalization.
+    ``gamma`` and ``beta`` are per channel.
+
+    Args:
+
+        groups: Positive int dividing the number of channels, or ``-1``
+            for instance normalization.
+        axis: Integer, the channel axis.
+        epsilon: Positive float added to the variance.
+        center: If ``True``, add the learned offset ``beta``.
+        scale: If ``True``, multiply by the learned scale ``gamma``.
+        beta_initializer: Initializer for ``beta``.
+        gamma_initializer: Initializer for ``gamma``.
+        beta_regularizer: Optional regularizer for ``beta``.
+        gamma_regularizer: Optional regularizer for ``gamma``.
+        beta_constraint: Optional constraint for ``beta``.
+        gamma_constraint: Optional constraint for ``gamma``.
+        **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
+
+    Input shape:
+
+        Any, rank >= 2. Output shape: same as input.
+
+    Reference:
+
+        Wu & He, "Group Normalization", ECCV 2018.
+
+    Example:
+
+    >>> import numpy as np, keras_norms
+    >>> layer = keras_norms.layers.GroupNormalization(groups=2)
+    >>> layer(np.ones((1, 4, 4, 6), "float32")).shape
+    (1, 4, 4, 6)
+    """
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):
+        if (
+            isinstance(groups, bool)
+            or not isinstance(groups, numbers.Integral)
+            or (groups < 1 and groups != -1)
+        ):
+            raise ValueError(
+                "Argument `groups` must be a positive integer, or -1 for "
+                f"instance normalization. Received: groups={groups!r}"
+            )
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+        self.axis = check_axis_type(axis)
+        self.epsilon = check_positive_float("epsilon", epsilon)
+
+    def build(self, input_shape):
+        check_min_rank(input_shape, 2, self.name)
+        (self._channel_axis,) = resolve_axes(self.axis, input_shape, self.name)
+        channels = input_shape[self._channel_axis]
+        self._groups = channels if self.groups == -1 else self.groups
+        if channels % self._groups:
+            raise ValueError(
+                "Argument `groups` must divide the number of channels "
+                f"({channels}) of layer '{self.name}'. "
+                f"Received: groups={self.groups}"
+            )
+        self.build_affine_weights((channels,))
+        self.input_spec = InputSpec(
+            ndim=len(input_shape), axes={self._channel_axis: channels}
+        )
+
+    def call(self, inputs):
+        outputs = norm_ops.group_normalization(
+            inputs,
+            self._groups,
+            axis=self._channel_axis,
+            offset=self.beta,
+            scale=self.gamma,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+        }

@@ -1,0 +1,24 @@
+"""The pure functional core of keras_norms: functions of tensors, no state.
+
+Layers gather their weights and call into these functions; users can call
+them directly, e.g. inside a custom layer or a JAX/torch training loop.
+"""
+
+from keras_norms.ops._normalization import (
+    batch_normalization as batch_normalization,
+)
+from keras_norms.ops._normalization import (
+    batch_normalization_training as batch_normalization_training,
+)
+from keras_norms.ops._normalization import (
+    group_normalization as group_normalization,
+)
+from keras_norms.ops._normalization import (
+    layer_normalization as layer_normalization,
+)
+from keras_norms.ops._normalization import moments as moments
+from keras_norms.ops._normalization import (
+    moments_and_count as moments_and_count,
+)
+from keras_norms.ops._normalization import normalize as normalize
+from keras_norms.ops._normalization import standardize as standardize

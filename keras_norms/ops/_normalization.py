@@ -1,0 +1,305 @@
+"""Moments and normalization: the one core every normalization layer uses.
+
+All functions take and return backend tensors and work unchanged on the
+TensorFlow, JAX and PyTorch backends. Statistics are always computed in at
+least float32 (float16/bfloat16 inputs are upcast) and the normalized output
+is cast back to the input dtype.
+
+Numerical method: a corrected two-pass algorithm. A first pass gives a rough
+mean ``m1``; the deviations ``d = x - m1`` are small numbers, so their mean
+(the rounding error of ``m1``) and their mean square are accurate, and the
+variance ``mean(d^2) - mean(d)^2`` has no catastrophic cancellation. The raw
+``E[x^2] - E[x]^2`` formula, by contrast, loses every significant digit when
+the data's mean is large next to its spread (float32 data at 1e4 + N(0, 1)
+gives NaN with it). The normalized output is built from ``d`` directly, so
+the large mean is never subtracted twice.
+"""
+
+from keras import backend
+from keras import ops
+
+
+def statistics_dtype(dtype):
+    """The dtype statistics are computed in: ``dtype``, but at least float32."""
+    return backend.result_type(dtype, "float32")
+
+
+def canonical_axes(axes, ndim):
+    """Sorted tuple of non-negative axes; ``axes`` is an int or a sequence."""
+    if isinstance(axes, int):
+        axes = (axes,)
+    return tuple(sorted(axis % ndim for axis in axes))
+
+
+def _centered_moments(x, axes, mask):
+    """Corrected two-pass moments of ``x`` (already in statistics dtype).
+
+    Returns ``(deviation, mean, variance, count)`` where ``deviation`` is
+    ``x - mean`` computed without cancellation and the statistics keep the
+    reduced axes with size 1. ``count`` is the number of values (unmasked
+    values, with a mask) each statistic was computed from.
+    """
+    if mask is None:
+        shape = ops.shape(x)
+        count = 1
+        for axis in axes:
+            count = count * shape[axis]
+        count = ops.cast(count, x.dtype)
+        rough_mean = ops.mean(x, axis=axes, keepdims=True)
+        shifted = x - rough_mean
+        shift_mean = ops.mean(shifted, axis=axes, keepdims=True)
+        mean_square = ops.mean(ops.square(shifted), axis=axes, keepdims=True)
+    else:
+        mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
+        count = ops.sum(ops.cast(mask, x.dtype), axis=axes, keepdims=True)
+        # Statistics of an all-masked slice are 0, not 0/0.
+        divisor = ops.maximum(count, 1.0)
+        rough_mean = (
+            ops.sum(ops.where(mask, x, 0.0), axis=axes, keepdims=True)
+            / divisor
+        )
+        shifted = x - rough_mean
+        masked_shifted = ops.where(mask, shifted, 0.0)
+        shift_mean = ops.sum(masked_shifted, axis=axes, keepdims=True) / divisor
+        mean_square = (
+            ops.sum(ops.square(masked_shifted), axis=axes, keepdims=True)
+            / divisor
+        )
+    variance = ops.maximum(mean_square - ops.square(shift_mean), 0.0)
+    return shifted - shift_mean, rough_mean + shift_mean, variance, count
+
+
+def _affine(deviation, variance, scale, offset, epsilon):
+    """``deviation / sqrt(variance + epsilon) * scale + offset``."""
+    inverse_std = ops.rsqrt(variance + epsilon)
+    if scale is not None:
+        inverse_std = inverse_std * ops.cast(scale, deviation.dtype)
+    outputs = deviation * inverse_std
+    if offset is not None:
+        outputs = outputs + ops.cast(offset, deviation.dtype)
+    return outputs
+
+
+def moments_and_count(x, axes, mask=None, keepdims=False):
+    """Mean, variance and sample count of ``x`` over ``axes``.
+
+    Args:
+        x: Input tensor.
+        axes: Int or sequence of ints, the axes to reduce.
+        mask: Optional boolean tensor broadcastable to ``x``; only the
+            positions where it is true enter the statistics.
+        keepdims: Keep the reduced axes with size 1.
+
+    Returns:
+        ``(mean, variance, count)`` in the statistics dtype (at least
+        float32). ``variance`` is the biased (population) variance; ``count``
+        is the number of values behind each statistic.
+    """
+    x = ops.convert_to_tensor(x)
+    axes = canonical_axes(axes, len(x.shape))
+    x = ops.cast(x, statistics_dtype(x.dtype))
+    _, mean, variance, count = _centered_moments(x, axes, mask)
+    if not keepdims:
+        mean = ops.squeeze(mean, axis=axes)
+        variance = ops.squeeze(variance, axis=axes)
+        if mask is not None:
+            count = ops.squeeze(count, axis=axes)
+    return mean, variance, count
+
+
+def moments(x, axes, mask=None, keepdims=False):
+    """Mean and (biased) variance of ``x`` over ``axes``.
+
+    Numerically stable for data whose mean is large next to its spread, and
+    computed in at least float32. See `moments_and_count` for the arguments.
+
+    Returns:
+        ``(mean, variance)`` in the statistics dtype (at least float32).
+    """
+    mean, variance, _ = moments_and_count(x, axes, mask, keepdims)
+    return mean, variance
+
+
+def normalize(x, mean, variance, offset=None, scale=None, epsilon=1e-3):
+    """``(x - mean) / sqrt(variance + epsilon) * scale + offset``.
+
+    ``mean``, ``variance``, ``offset`` and ``scale`` must broadcast against
+    ``x``. Computed in at least float32; returned in the dtype of ``x``.
+    """
+    x = ops.convert_to_tensor(x)
+    dtype = statistics_dtype(x.dtype)
+    outputs = _affine(
+        ops.cast(x, dtype) - ops.cast(mean, dtype),
+        ops.cast(variance, dtype),
+        scale,
+        offset,
+        epsilon,
+    )
+    return ops.cast(outputs, x.dtype)
+
+
+def standardize(x, axes, mask=None, offset=None, scale=None, epsilon=1e-3):
+    """Normalize ``x`` with its own mean and variance over ``axes``.
+
+    This is the training-mode computation shared by batch, layer, group and
+    per-time-step normalization; they differ only in ``axes`` and in the
+    shape of ``scale`` / ``offset``.
+
+    Args:
+        x: Input tensor.
+        axes: Int or sequence of ints, the axes the statistics reduce over.
+        mask: Optional boolean tensor broadcastable to ``x``; masked-out
+            positions are excluded from the statistics (they are still
+            normalized with them).
+        offset: Optional tensor broadcastable to ``x`` (beta).
+        scale: Optional tensor broadcastable to ``x`` (gamma).
+        epsilon: Small float added to the variance.
+
+    Returns:
+        ``(outputs, mean, variance, count)``: outputs in the dtype of ``x``;
+        the statistics in at least float32 with the reduced axes kept
+        (size 1), ``count`` broadcastable to them.
+    """
+    x = ops.convert_to_tensor(x)
+    axes = canonical_axes(axes, len(x.shape))
+    computed = ops.cast(x, statistics_dtype(x.dtype))
+    deviation, mean, variance, count = _centered_moments(computed, axes, mask)
+    outputs = _affine(deviation, variance, scale, offset, epsilon)
+    return ops.cast(outputs, x.dtype), mean, variance, count
+
+
+def broadcast_parameter(parameter, ndim, axes):
+    """Reshape a parameter of the shape of ``x`` at ``axes`` to rank ndim."""
+    if parameter is None:
+        return None
+    axes = canonical_axes(axes, ndim)
+    shape = [1] * ndim
+    parameter_shape = tuple(parameter.shape)
+    for axis, size in zip(axes, parameter_shape, strict=True):
+        shape[axis] = size
+    return ops.reshape(parameter, shape)
+
+
+def batch_normalization(
+    x, mean, variance, axis=-1, offset=None, scale=None, epsilon=1e-3
+):
+    """Normalize ``x`` with given per-channel statistics (inference mode).
+
+    Same signature as `keras.ops.batch_normalization`: ``mean``,
+    ``variance``, ``offset`` and ``scale`` are vectors over ``axis``.
+    """
+    x = ops.convert_to_tensor(x)
+    ndim = len(x.shape)
+    return normalize(
+        x,
+        broadcast_parameter(mean, ndim, axis),
+        broadcast_parameter(variance, ndim, axis),
+        offset=broadcast_parameter(offset, ndim, axis),
+        scale=broadcast_parameter(scale, ndim, axis),
+        epsilon=epsilon,
+    )
+
+
+def batch_normalization_training(
+    x, axis=-1, offset=None, scale=None, epsilon=1e-3, mask=None
+):
+    """Normalize ``x`` with its batch statistics per channel (training mode).
+
+    Statistics of each channel (``axis``) are taken over every other axis:
+    the batch and, for convolutional inputs, all spatial positions.
+
+    Args:
+        x: Input tensor of rank >= 2.
+        axis: The channel axis.
+        offset: Optional per-channel vector (beta).
+        scale: Optional per-channel vector (gamma).
+        epsilon: Small float added to the variance.
+        mask: Optional boolean tensor broadcastable to ``x``.
+
+    Returns:
+        ``(outputs, mean, variance, count)``: the statistics are per-channel
+        vectors (at least float32); ``count`` is the number of values behind
+        each channel's statistics (a vector, or a scalar without mask).
+    """
+    x = ops.convert_to_tensor(x)
+    ndim = len(x.shape)
+    channel_axis = canonical_axes(axis, ndim)
+    reduction_axes = tuple(i for i in range(ndim) if i not in channel_axis)
+    outputs, mean, variance, count = standardize(
+        x,
+        reduction_axes,
+        mask=mask,
+        offset=broadcast_parameter(offset, ndim, axis),
+        scale=broadcast_parameter(scale, ndim, axis),
+        epsilon=epsilon,
+    )
+    mean = ops.reshape(mean, (-1,))
+    variance = ops.reshape(variance, (-1,))
+    if mask is not None:
+        count = ops.reshape(count, (-1,))
+    return outputs, mean, variance, count
+
+
+def layer_normalization(x, axis=-1, offset=None, scale=None, epsilon=1e-3):
+    """Normalize each sample of ``x`` over ``axis`` (int or sequence).
+
+    ``offset`` and ``scale`` have the shape of ``x`` at the (sorted) axes.
+    """
+    x = ops.convert_to_tensor(x)
+    ndim = len(x.shape)
+    outputs, _, _, _ = standardize(
+        x,
+        axis,
+        offset=broadcast_parameter(offset, ndim, axis),
+        scale=broadcast_parameter(scale, ndim, axis),
+        epsilon=epsilon,
+    )
+    return outputs
+
+
+def group_normalization(
+    x, groups, axis=-1, offset=None, scale=None, epsilon=1e-3
+):
+    """Group normalization (Wu & He, 2018).
+
+    The channels (``axis``) are split into ``groups`` contiguous groups;
+    each sample is normalized with the statistics of each group, taken over
+    the group's channels and all positions. ``groups=1`` is layer
+    normalization over all non-batch axes; ``groups=channels`` (or ``-1``) is
+    instance normalization. ``offset`` and ``scale`` are per-channel vectors.
+    """
+    x = ops.convert_to_tensor(x)
+    ndim = len(x.shape)
+    axis = axis % ndim
+    channels = x.shape[axis]
+    if groups == -1:
+        groups = channels
+    if channels is None or groups < 1 or channels % groups:
+        raise ValueError(
+            "Argument `groups` must divide the number of channels. "
+            f"Received: groups={groups}, channels={channels}"
+        )
+    # (..., channels, ...) -> (..., groups, channels // groups, ...)
+    shape = list(ops.shape(x))
+    shape[0] = -1
+    grouped_shape = (
+        shape[:axis] + [groups, channels // groups] + shape[axis + 1 :]
+    )
+    grouped = ops.reshape(x, grouped_shape)
+    reduction_axes = tuple(i for i in range(1, ndim + 1) if i != axis)
+    group_axes = (axis, axis + 1)
+
+    def grouped_parameter(parameter):
+        if parameter is None:
+            return None
+        parameter = ops.reshape(parameter, (groups, channels // groups))
+        return broadcast_parameter(parameter, ndim + 1, group_axes)
+
+    outputs, _, _, _ = standardize(
+        grouped,
+        reduction_axes,
+        offset=grouped_parameter(offset),
+        scale=grouped_parameter(scale),
+        epsilon=epsilon,
+    )
+    return ops.reshape(outputs, ops.shape(x))
