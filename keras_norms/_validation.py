@@ -101,3 +101,52 @@ def check_min_rank(input_shape, min_rank, layer_name):
             f"(batch, ..., features). Received: input_shape="
             f"{tuple(input_shape)}"
         )
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_positive_int(name, value):
+    """``value`` must be an int > 0 (bools are rejected); returns it."""
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or value < 1
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_non_negative_float(name, value):
+    """``value`` must be a finite real number >= 0; returns it as a float."""
+    if not _is_real(value) or not 0 <= value < float("inf"):
+        raise ValueError(
+            f"Argument `{name}` must be a non-negative number. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def check_finite_float(name, value):
+    """``value`` must be a finite real number; returns it as a float."""
+    if not _is_real(value) or not abs(value) < float("inf"):
+        raise ValueError(
+            f"Argument `{name}` must be a finite number. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    """``value`` must be one of ``choices`` (strings); returns it."""
+    if not isinstance(value, str) or value not in choices:
+        allowed = ", ".join(repr(choice) for choice in choices)
+        raise ValueError(
+            f"Argument `{name}` must be one of {allowed}. "
+            f"Received: {name}={value!r}"
+        )
+    return value

@@ -20,8 +20,12 @@ from keras import ops
 
 
 def statistics_dtype(dtype):
-    """The dtype statistics are computed in: ``dtype``, but at least float32."""
-    return backend.result_type(dtype, "float32")
+    """The dtype statistics are computed in: float64 for float64, else float32.
+
+    (Not `keras.backend.result_type`, which turns float64 into float32 on
+    the JAX and torch backends.)
+    """
+    return "float64" if backend.standardize_dtype(dtype) == "float64" else "float32"
 
 
 def canonical_axes(axes, ndim):
@@ -39,33 +43,37 @@ def _centered_moments(x, axes, mask):
     reduced axes with size 1. ``count`` is the number of values (unmasked
     values, with a mask) each statistic was computed from.
     """
+    # Sums divided by the count rather than `ops.mean`, which on the torch
+    # backend computes float64 inputs in float32.
     if mask is None:
         shape = ops.shape(x)
         count = 1
         for axis in axes:
             count = count * shape[axis]
         count = ops.cast(count, x.dtype)
-        rough_mean = ops.mean(x, axis=axes, keepdims=True)
-        shifted = x - rough_mean
-        shift_mean = ops.mean(shifted, axis=axes, keepdims=True)
-        mean_square = ops.mean(ops.square(shifted), axis=axes, keepdims=True)
+        divisor = count
+
+        def masked(values):
+            return values
     else:
         mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
         count = ops.sum(ops.cast(mask, x.dtype), axis=axes, keepdims=True)
-        # Statistics of an all-masked slice are 0, not 0/0.
-        divisor = ops.maximum(count, 1.0)
-        rough_mean = (
-            ops.sum(ops.where(mask, x, 0.0), axis=axes, keepdims=True)
-            / divisor
-        )
-        shifted = x - rough_mean
-        masked_shifted = ops.where(mask, shifted, 0.0)
-        shift_mean = ops.sum(masked_shifted, axis=axes, keepdims=True) / divisor
-        mean_square = (
-            ops.sum(ops.square(masked_shifted), axis=axes, keepdims=True)
-            / divisor
-        )
-    variance = ops.maximum(mean_square - ops.square(shift_mean), 0.0)
+        # Statistics of an all-masked slice are 0, not 0/0. (`ops.where`
+        # and `ops.relu` rather than `ops.maximum`, which returns float32
+        # for float64 inputs on the torch backend.)
+        divisor = ops.where(count > 1.0, count, 1.0)
+
+        def masked(values):
+            return ops.where(mask, values, 0.0)
+
+    def average(values):
+        return ops.sum(masked(values), axis=axes, keepdims=True) / divisor
+
+    rough_mean = average(x)
+    shifted = x - rough_mean
+    shift_mean = average(shifted)
+    mean_square = average(ops.square(shifted))
+    variance = ops.relu(mean_square - ops.square(shift_mean))
     return shifted - shift_mean, rough_mean + shift_mean, variance, count
 
 

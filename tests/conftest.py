@@ -1,0 +1,26 @@
+import os
+import sys
+
+# Tests import the oracle and helpers as top-level modules.
+sys.path.insert(0, os.path.dirname(__file__))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend: {keras.backend.backend()}"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts with the default dtype policy and fresh names."""
+    yield
+    keras.config.set_dtype_policy("float32")
+    keras.backend.clear_session()

@@ -1,0 +1,62 @@
+"""Backend-neutral test helpers: conversion, gradients, float64 on JAX."""
+
+import contextlib
+
+import keras
+import numpy as np
+
+BACKEND = keras.backend.backend()
+
+
+def to_numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+@contextlib.contextmanager
+def float64_enabled():
+    """Let float64 tensors exist (JAX truncates to float32 by default)."""
+    if BACKEND == "jax":
+        import jax
+
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+def value_and_gradients(fn, *arrays):
+    """Value of scalar ``fn(*tensors)`` and its gradients, as NumPy arrays.
+
+    ``arrays`` are NumPy arrays; they are converted to backend tensors of
+    their own dtype (use `float64_enabled` for float64 on JAX).
+    """
+    if BACKEND == "jax":
+        import jax
+
+        tensors = [keras.ops.convert_to_tensor(a, a.dtype) for a in arrays]
+        value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(
+            *tensors
+        )
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            value = fn(*tensors)
+        grads = tape.gradient(value, tensors)
+    else:
+        import torch
+
+        tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+        value = fn(*tensors)
+        value.backward()
+        grads = [t.grad for t in tensors]
+    return to_numpy(value), [to_numpy(g) for g in grads]
+
+
+def save_and_load(model, tmp_path, name="model.keras"):
+    path = str(tmp_path / name)
+    model.save(path)
+    return keras.saving.load_model(path)
