@@ -55,6 +55,15 @@ class LayerNormalization(AffineNormalization):
     """
 
     def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
+        # Keras configs carry `rms_scaling` (deprecated there, and it scales
+        # by the variance, not the RMS); accept False so they load here.
+        rms_scaling = kwargs.pop("rms_scaling", False)
+        if rms_scaling:
+            raise ValueError(
+                "Argument `rms_scaling` is not supported; use "
+                "keras.layers.RMSNormalization for RMS normalization. "
+                f"Received: rms_scaling={rms_scaling!r}"
+            )
         super().__init__(**kwargs)
         self.axis = check_axis_type(axis, allow_sequence=True)
         self.epsilon = check_positive_float("epsilon", epsilon)
