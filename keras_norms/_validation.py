@@ -52,8 +52,12 @@ def check_axis_type(axis, allow_sequence=False):
         and all(is_int(a) for a in axis)
     ):
         return [int(a) for a in axis]
-    expected = "an int or a non-empty list of ints" if allow_sequence else "an int"
-    raise ValueError(f"Argument `axis` must be {expected}. Received: axis={axis!r}")
+    expected = (
+        "an int or a non-empty list of ints" if allow_sequence else "an int"
+    )
+    raise ValueError(
+        f"Argument `axis` must be {expected}. Received: axis={axis!r}"
+    )
 
 
 def resolve_axes(axis, input_shape, layer_name, allow_batch_axis=False):

@@ -34,9 +34,9 @@ def value_and_gradients(fn, *arrays):
         import jax
 
         tensors = [keras.ops.convert_to_tensor(a, a.dtype) for a in arrays]
-        value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(
-            *tensors
-        )
+        value, grads = jax.value_and_grad(
+            fn, argnums=tuple(range(len(arrays)))
+        )(*tensors)
     elif BACKEND == "tensorflow":
         import tensorflow as tf
 

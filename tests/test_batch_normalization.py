@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-import reference
-from helpers import to_numpy
 
 from keras_norms.layers import BatchNormalization
+
+import reference
+from helpers import to_numpy
 
 CASES = [  # (input shape, axis)
     ((16, 5), -1),
@@ -149,7 +150,9 @@ def test_moving_statistics_update_inside_fit(rng):
     # A repeated batch makes the moving mean follow momentum**steps exactly,
     # whatever the backend's training loop (JAX jit, tf.function, torch).
     x = rng.normal(3.0, 2.0, (32, 4)).astype("float32")
-    model = keras.Sequential([keras.Input((4,)), BatchNormalization(momentum=0.5)])
+    model = keras.Sequential(
+        [keras.Input((4,)), BatchNormalization(momentum=0.5)]
+    )
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, x, batch_size=32, epochs=3, verbose=0, shuffle=False)
     _, mean, variance, _ = reference.batch_norm_train(x)

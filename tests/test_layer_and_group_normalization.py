@@ -3,11 +3,12 @@
 import keras
 import numpy as np
 import pytest
-import reference
-from helpers import to_numpy
 
 from keras_norms.layers import GroupNormalization
 from keras_norms.layers import LayerNormalization
+
+import reference
+from helpers import to_numpy
 
 
 def _randomize_weights(layer, rng):

@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from helpers import to_numpy
-from layer_cases import LAYER_CASES
 
 import keras_norms
+
+from helpers import to_numpy
+from layer_cases import LAYER_CASES
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -33,7 +34,9 @@ def test_mixed_policy_gives_finite_low_precision_outputs(name, policy, rng):
     expected = to_numpy(reference_layer(x, training=False))
     got = to_numpy(keras.ops.cast(layer(x, training=False), "float32"))
     tolerance = 0.05 if low == "bfloat16" else 0.01
-    np.testing.assert_allclose(got, expected, atol=tolerance * 3, rtol=tolerance)
+    np.testing.assert_allclose(
+        got, expected, atol=tolerance * 3, rtol=tolerance
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

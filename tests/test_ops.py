@@ -3,12 +3,13 @@
 import keras
 import numpy as np
 import pytest
+
+from keras_norms import ops as norm_ops
+
 import reference
 from helpers import float64_enabled
 from helpers import to_numpy
 from helpers import value_and_gradients
-
-from keras_norms import ops as norm_ops
 
 SHAPES_AND_AXES = [
     ((16, 5), (0,)),
@@ -69,7 +70,9 @@ def test_large_mean_moments_match_float64(rng):
     x = (1e4 + rng.normal(size=(4096,))).astype("float32")
     _, variance = norm_ops.moments(x, 0)
     _, ref_variance, _ = reference.moments(x, 0)
-    np.testing.assert_allclose(to_numpy(variance), ref_variance.item(), rtol=1e-3)
+    np.testing.assert_allclose(
+        to_numpy(variance), ref_variance.item(), rtol=1e-3
+    )
 
 
 @pytest.mark.parametrize("axis", [-1, 1])
@@ -156,7 +159,9 @@ def test_batch_norm_gradients_match_paper_formulas(rng):
         x = rng.normal(5.0, 2.0, (12, 3))
         gamma = rng.normal(size=3)
         beta = rng.normal(size=3)
-        upstream = keras.ops.convert_to_tensor(rng.normal(size=(12, 3)), "float64")
+        upstream = keras.ops.convert_to_tensor(
+            rng.normal(size=(12, 3)), "float64"
+        )
         _, (dx, dgamma, dbeta) = value_and_gradients(
             lambda a, g, b: _bn_loss(a, g, b, upstream), x, gamma, beta
         )
@@ -195,7 +200,9 @@ def test_gradients_match_finite_differences(rng, op):
         _, (grad,) = value_and_gradients(loss, x)
 
         def loss_numpy(a):
-            return float(to_numpy(loss(keras.ops.convert_to_tensor(a, "float64"))))
+            return float(
+                to_numpy(loss(keras.ops.convert_to_tensor(a, "float64")))
+            )
 
         numeric = reference.numerical_gradient(loss_numpy, x)
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+
 from helpers import save_and_load
 from helpers import to_numpy
 from layer_cases import LAYER_CASES

@@ -228,7 +228,9 @@ class BatchNormalization(AffineNormalization):
         )
         if self.unbiased_moving_variance:
             # m / (m - 1); a channel with a single value keeps variance 0.
-            variance = variance * count / ops.where(count > 1.0, count - 1.0, 1.0)
+            variance = (
+                variance * count / ops.where(count > 1.0, count - 1.0, 1.0)
+            )
         self._update_moving_average(self.moving_mean, mean)
         self._update_moving_average(self.moving_variance, variance)
         return ops.cast(outputs, self.compute_dtype)

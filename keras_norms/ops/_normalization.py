@@ -25,7 +25,11 @@ def statistics_dtype(dtype):
     (Not `keras.backend.result_type`, which turns float64 into float32 on
     the JAX and torch backends.)
     """
-    return "float64" if backend.standardize_dtype(dtype) == "float64" else "float32"
+    return (
+        "float64"
+        if backend.standardize_dtype(dtype) == "float64"
+        else "float32"
+    )
 
 
 def canonical_axes(axes, ndim):

@@ -1,0 +1,40 @@
+# Everything installs into a local virtual environment from constraints.txt.
+#   make demo   train a small model on sklearn's digits with keras_norms layers
+#   make test   ruff, then the full test suite once per Keras backend
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS := tensorflow-cpu,jax,torch,test,examples
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/digits_demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check keras_norms tests examples benchmarks
+	$(BIN)/ruff format --check keras_norms tests examples benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix keras_norms tests examples benchmarks
+	$(BIN)/ruff format keras_norms tests examples benchmarks
+
+test: $(STAMP) lint
+	PYTHON=$(BIN)/python bash scripts/test_matrix.sh
+
+bench: $(STAMP)
+	for backend in tensorflow jax torch; do \
+		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/large_mean_accuracy.py; \
+	done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
