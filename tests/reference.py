@@ -34,7 +34,9 @@ def _channel_shape(ndim, axis):
     return shape
 
 
-def batch_norm_train(x, axis=-1, gamma=None, beta=None, epsilon=1e-3, mask=None):
+def batch_norm_train(
+    x, axis=-1, gamma=None, beta=None, epsilon=1e-3, mask=None
+):
     """Training-mode BN; returns (y, mean, variance, count) per channel."""
     x = np.asarray(x, np.float64)
     axis = axis % x.ndim
