@@ -1,0 +1,594 @@
+"""Batch-normalized LSTM (Recurrent Batch Normalization, Cooijmans 2016)."""
+
+import keras
+from keras import activations
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+from keras_norms._api import export
+from keras_norms._validation import check_momentum
+from keras_norms._validation import check_positive_float
+from keras_norms._validation import check_positive_int_or_none
+from keras_norms.ops._normalization import statistics_dtype
+from keras_norms.layers._timestep_batch_normalization import (
+    TimestepBatchNormalization,
+)
+
+
+def _check_rate(name, value):
+    if isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ValueError(
+            f"Argument `{name}` must be a number in [0, 1). "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+@export
+class BNLSTMCell(keras.layers.Layer):
+    r"""Cell of the batch-normalized LSTM of Cooijmans et al. (2016).
+
+    $$
+    \begin{aligned}
+    (i, f, g, o) &= \mathrm{BN}(W_h h_{t-1}; \gamma_h)
+                  + \mathrm{BN}(W_x x_t; \gamma_x) + b \\
+    c_t &= \sigma(f) \odot c_{t-1} + \sigma(i) \odot \tanh(g) \\
+    h_t &= \sigma(o) \odot \tanh(\mathrm{BN}(c_t; \gamma_c, \beta_c))
+    \end{aligned}
+    $$
+
+    The input and recurrent terms are normalized separately, each BN keeps
+    its statistics per time step (shared statistics are known not to
+    work), all gammas start at 0.1 and the two gate terms have no beta (the
+    bias ``b`` covers it). The gate order and the ``kernel`` /
+    ``recurrent_kernel`` / ``bias`` layout are those of `keras.layers.LSTM`
+    (i, f, g, o), so weights port from a plain LSTM.
+
+    Use it through `BNLSTM`, which runs the time loop, collects every
+    step's batch statistics and updates the moving averages once after the
+    loop. Inside `keras.layers.RNN` (or `Bidirectional` around it) the cell
+    runs in inference mode only: a plain RNN loop cannot hand the
+    per-step statistics back (on JAX an update made inside the loop is
+    lost), so training there raises an error that points to `BNLSTM`,
+    rather than training with moving statistics that never move.
+
+    The cell's state is ``[h, c, step]``: the step index is carried so
+    that each step reads its own population statistics.
+
+    Args:
+
+        units: Positive int, dimensionality of the output.
+        activation: Activation for the cell input and output (``tanh``).
+        recurrent_activation: Activation of the gates (``sigmoid``).
+        use_bias: Whether the layer has the bias ``b``.
+        kernel_initializer, recurrent_initializer, bias_initializer,
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+        kernel_constraint, recurrent_constraint, bias_constraint: As in
+            `keras.layers.LSTMCell`.
+        unit_forget_bias: Add 1 to the forget-gate bias at initialization.
+        dropout: Fraction of the inputs to drop (same mask at every step).
+        recurrent_dropout: Fraction of the recurrent state to drop.
+        seed: Random seed for dropout.
+        max_timesteps: Number of steps with their own statistics (``None``:
+            the sequence length `BNLSTM` is built with).
+        momentum: Momentum of the moving statistics, in ``[0, 1)``.
+        epsilon: Positive float added to the variances.
+        gamma_initializer: Initializer of the three gammas (0.1).
+        beta_initializer: Initializer of the cell-state BN's beta.
+        **kwargs: Base layer keyword arguments.
+
+    Reference:
+
+        Cooijmans, Ballas, Laurent, Gülçehre & Courville, "Recurrent Batch
+        Normalization", ICLR 2017 (arXiv:1603.09025).
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        max_timesteps=None,
+        momentum=0.99,
+        epsilon=1e-3,
+        gamma_initializer=initializers.Constant(0.1),
+        beta_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, int)
+            or units < 1
+        ):
+            raise ValueError(
+                f"Argument `units` must be a positive integer. "
+                f"Received: units={units!r}"
+            )
+        self.units = units
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate(
+            "recurrent_dropout", recurrent_dropout
+        )
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.max_timesteps = check_positive_int_or_none(
+            "max_timesteps", max_timesteps
+        )
+        self.momentum = check_momentum(momentum)
+        self.epsilon = check_positive_float("epsilon", epsilon)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.state_size = [units, units, 1]
+        self.output_size = units
+
+        def normalization(name, center):
+            return TimestepBatchNormalization(
+                max_timesteps=self.max_timesteps,
+                momentum=self.momentum,
+                epsilon=self.epsilon,
+                center=center,
+                gamma_initializer=self.gamma_initializer,
+                beta_initializer=self.beta_initializer,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        # Gate terms: no beta, the bias b plays its role.
+        self.input_normalization = normalization("input_normalization", False)
+        self.recurrent_normalization = normalization(
+            "recurrent_normalization", False
+        )
+        self.cell_normalization = normalization("cell_normalization", True)
+        self._collecting_statistics = False
+
+    def build(self, input_shape):
+        if self.max_timesteps is None:
+            raise ValueError(
+                f"Cell '{self.name}' needs `max_timesteps` (the number of "
+                "steps with their own statistics) when used outside "
+                "BNLSTM. Received: max_timesteps=None"
+            )
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(input_dim, 4 * self.units),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, 4 * self.units),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        if self.use_bias:
+            bias_initializer = self.bias_initializer
+            if self.unit_forget_bias:
+                units = self.units
+                base = self.bias_initializer
+
+                def bias_initializer(shape, dtype=None):
+                    return ops.concatenate(
+                        [
+                            base((units,), dtype=dtype),
+                            initializers.get("ones")((units,), dtype=dtype),
+                            base((2 * units,), dtype=dtype),
+                        ]
+                    )
+
+            self.bias = self.add_weight(
+                shape=(4 * self.units,),
+                name="bias",
+                initializer=bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        steps = self.max_timesteps
+        for layer, width in (
+            (self.input_normalization, 4 * self.units),
+            (self.recurrent_normalization, 4 * self.units),
+            (self.cell_normalization, self.units),
+        ):
+            layer.max_timesteps = steps
+            layer.build((None, steps, width))
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            ops.zeros((batch_size, self.units), dtype=self.compute_dtype),
+            ops.zeros((batch_size, self.units), dtype=self.compute_dtype),
+            ops.zeros((batch_size, 1), dtype=self.compute_dtype),
+        ]
+
+    def step(
+        self,
+        inputs,
+        h,
+        c,
+        step,
+        training=False,
+        mask=None,
+        dropout_mask=None,
+        recurrent_dropout_mask=None,
+    ):
+        """One time step. Returns ``(h, c, statistics)``.
+
+        ``statistics`` holds the batch statistics of the three
+        normalizations in training (``None`` at inference), for
+        `update_moving_statistics` after the time loop.
+        """
+        if dropout_mask is not None:
+            inputs = inputs * dropout_mask
+        if recurrent_dropout_mask is not None:
+            h = h * recurrent_dropout_mask
+        input_term, input_stats = self.input_normalization.normalize_step(
+            ops.matmul(inputs, self.kernel), step, training, mask
+        )
+        recurrent_term, recurrent_stats = (
+            self.recurrent_normalization.normalize_step(
+                ops.matmul(h, self.recurrent_kernel), step, training, mask
+            )
+        )
+        gates = input_term + recurrent_term
+        if self.use_bias:
+            gates = gates + self.bias
+        i, f, g, o = ops.split(gates, 4, axis=-1)
+        c = self.recurrent_activation(f) * c + self.recurrent_activation(
+            i
+        ) * self.activation(g)
+        normalized_c, cell_stats = self.cell_normalization.normalize_step(
+            c, step, training, mask
+        )
+        h = self.recurrent_activation(o) * self.activation(normalized_c)
+        statistics = None
+        if input_stats is not None:
+            statistics = (input_stats, recurrent_stats, cell_stats)
+        return h, c, statistics
+
+    def update_moving_statistics(self, statistics):
+        """Apply the stacked per-step statistics of a whole sequence."""
+        for layer, (mean, variance, count) in zip(
+            (
+                self.input_normalization,
+                self.recurrent_normalization,
+                self.cell_normalization,
+            ),
+            statistics,
+            strict=True,
+        ):
+            layer.update_moving_statistics(mean, variance, count)
+
+    def call(self, inputs, states, training=False):
+        if training:
+            raise ValueError(
+                f"Cell '{self.name}' cannot train inside keras.layers.RNN: "
+                "its per-step batch statistics have to leave the time loop "
+                "to update the moving averages, which only BNLSTM arranges. "
+                "Use keras_norms.layers.BNLSTM (it works inside "
+                "keras.layers.Bidirectional too). Received: training=True"
+            )
+        h, c, step = states
+        step_index = ops.cast(step[:, 0], "int32")
+        h, c, _ = self.step(inputs, h, c, step_index)
+        return h, [h, c, step + 1.0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(
+                self.recurrent_activation
+            ),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(
+                self.kernel_initializer
+            ),
+            "recurrent_initializer": initializers.serialize(
+                self.recurrent_initializer
+            ),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": regularizers.serialize(
+                self.kernel_regularizer
+            ),
+            "recurrent_regularizer": regularizers.serialize(
+                self.recurrent_regularizer
+            ),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(
+                self.recurrent_constraint
+            ),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+            "max_timesteps": self.max_timesteps,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "gamma_initializer": initializers.serialize(
+                self.gamma_initializer
+            ),
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+        }
+
+
+_CELL_ARGUMENTS = (
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "unit_forget_bias",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+    "max_timesteps",
+    "momentum",
+    "epsilon",
+    "gamma_initializer",
+    "beta_initializer",
+)
+
+
+@export
+class BNLSTM(keras.layers.RNN):
+    """Batch-normalized LSTM layer (Cooijmans et al., 2016).
+
+    `keras.layers.LSTM`'s interface (``return_sequences``, ``return_state``,
+    ``go_backwards``, masks, dropout, initial states ``[h, c]``) around
+    `BNLSTMCell`. The time loop is `keras.ops.scan` (``lax.scan`` on JAX, a
+    while loop on TensorFlow): each step's batch statistics leave the loop
+    as scan outputs and the moving averages of all steps are updated once,
+    vectorized, after it, so they really update under ``model.fit`` on
+    every backend. Steps are counted in processing order (reversed with
+    ``go_backwards``); at inference, steps beyond ``max_timesteps`` use the
+    last step's statistics. A masked (padded) step of a sample leaves its
+    state unchanged and is excluded from that step's statistics.
+
+    Args:
+
+        units: Positive int, dimensionality of the output.
+        return_sequences: Return the full sequence of outputs.
+        return_state: Also return the last ``h`` and ``c``.
+        go_backwards: Process the sequence backwards.
+        stateful: Only ``False`` is supported.
+        **kwargs: The arguments of `BNLSTMCell` (BN arguments
+            ``max_timesteps``, ``momentum``, ``epsilon``,
+            ``gamma_initializer``, ``beta_initializer``; LSTM arguments),
+            and base layer arguments.
+
+    Input shape:
+
+        ``(batch, time, features)``.
+
+    Reference:
+
+        Cooijmans et al., "Recurrent Batch Normalization", ICLR 2017.
+
+    Example:
+
+    >>> import numpy as np, keras_norms
+    >>> layer = keras_norms.layers.BNLSTM(8, return_sequences=True)
+    >>> layer(np.ones((4, 10, 3), "float32"), training=True).shape
+    (4, 10, 8)
+    """
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        **kwargs,
+    ):
+        if stateful:
+            raise ValueError(
+                "BNLSTM does not support stateful=True (the per-step "
+                "statistics restart with every sequence). Received: "
+                f"stateful={stateful!r}"
+            )
+        cell_kwargs = {
+            name: kwargs.pop(name) for name in _CELL_ARGUMENTS if name in kwargs
+        }
+        cell = BNLSTMCell(
+            units,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="bn_lstm_cell",
+            **cell_kwargs,
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            **kwargs,
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        if self.cell.max_timesteps is None:
+            if sequences_shape[1] is None:
+                raise ValueError(
+                    f"Layer '{self.name}' needs `max_timesteps` when the "
+                    "time axis of its input is undefined. Received: "
+                    f"input_shape={tuple(sequences_shape)}"
+                )
+            self.cell.max_timesteps = sequences_shape[1]
+        super().build(sequences_shape, initial_state_shape)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        training = bool(training) and self.trainable
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        time = sequences.shape[1]
+        if training and time is not None and time > cell.max_timesteps:
+            raise ValueError(
+                f"Layer '{self.name}' keeps statistics for "
+                f"{cell.max_timesteps} steps and cannot train on longer "
+                f"sequences. Received: {time} steps"
+            )
+        h, c = initial_state[0], initial_state[1]
+        dropout_mask = recurrent_dropout_mask = None
+        if training and cell.dropout:
+            dropout_mask = keras.random.dropout(
+                ops.ones_like(sequences[:, 0, :]),
+                cell.dropout,
+                seed=cell.seed_generator,
+            )
+        if training and cell.recurrent_dropout:
+            recurrent_dropout_mask = keras.random.dropout(
+                ops.ones_like(h), cell.recurrent_dropout, seed=cell.seed_generator
+            )
+
+        inputs = ops.transpose(sequences, (1, 0, 2))
+        steps = ops.arange(ops.shape(inputs)[0], dtype="int32")
+        masks = None
+        if mask is not None:
+            masks = ops.transpose(ops.cast(mask, "bool"), (1, 0))
+        if self.go_backwards:
+            inputs = ops.flip(inputs, axis=0)
+            masks = None if masks is None else ops.flip(masks, axis=0)
+        zero_output = bool(self.zero_output_for_mask)
+
+        # Keras's scan on TensorFlow requires the per-step outputs to have
+        # the structure of the carry, so the outputs *are* the carry:
+        # (h, c, output) and, in training, this step's batch statistics.
+        def one_step(carry, elements):
+            h, c, output = carry[:3]
+            inputs_t, step = elements[:2]
+            mask_t = elements[2] if len(elements) == 3 else None
+            new_h, new_c, statistics = cell.step(
+                inputs_t,
+                h,
+                c,
+                step,
+                training,
+                mask_t,
+                dropout_mask,
+                recurrent_dropout_mask,
+            )
+            if mask_t is not None:
+                keep = mask_t[:, None]
+                new_output = ops.where(
+                    keep, new_h, ops.zeros_like(new_h) if zero_output else output
+                )
+                new_h = ops.where(keep, new_h, h)
+                new_c = ops.where(keep, new_c, c)
+            else:
+                new_output = new_h
+            new_carry = (new_h, new_c, new_output)
+            if training:
+                new_carry += tuple(
+                    value for term in statistics for value in term
+                )
+            return new_carry, new_carry
+
+        init = (h, c, ops.zeros_like(h))
+        if training:
+            stats_dtype = statistics_dtype(h.dtype)
+            for width in (4 * cell.units, 4 * cell.units, cell.units):
+                init += (
+                    ops.zeros((width,), stats_dtype),
+                    ops.zeros((width,), stats_dtype),
+                    ops.zeros((), stats_dtype),
+                )
+        elements = (inputs, steps) if masks is None else (inputs, steps, masks)
+        final, stacked = ops.scan(one_step, init, elements)
+        h, c = final[0], final[1]
+        outputs = stacked[2]
+        if training:
+            statistics = stacked[3:]
+            cell.update_moving_statistics(
+                [statistics[i : i + 3] for i in (0, 3, 6)]
+            )
+        last_output = outputs[-1]
+        outputs = ops.transpose(outputs, (1, 0, 2))
+        step_state = ops.full(
+            (ops.shape(h)[0], 1), ops.shape(inputs)[0], dtype=h.dtype
+        )
+        return last_output, outputs, [h, c, step_state]
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if initial_state is not None:
+            # Users pass [h, c], as to keras.layers.LSTM; the step counter
+            # starts at 0.
+            initial_state = list(initial_state)[:2] + [
+                ops.zeros((ops.shape(sequences)[0], 1), self.compute_dtype)
+            ]
+        outputs = super().call(
+            sequences, initial_state=initial_state, mask=mask, training=training
+        )
+        if self.return_state:
+            return outputs[:3]  # output, h, c: not the step counter
+        return outputs
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        shapes = super().compute_output_shape(sequences_shape, initial_state_shape)
+        if self.return_state:
+            return shapes[:3]
+        return shapes
+
+    def get_config(self):
+        config = {
+            key: value
+            for key, value in super().get_config().items()
+            if key not in ("cell", "stateful", "unroll", "zero_output_for_mask")
+        }
+        cell_config = self.cell.get_config()
+        config["units"] = self.cell.units
+        for name in _CELL_ARGUMENTS:
+            config[name] = cell_config[name]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

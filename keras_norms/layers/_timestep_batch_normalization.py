@@ -1,0 +1,257 @@
+"""Batch normalization with separate statistics for every time step."""
+
+from keras import initializers
+from keras import ops
+from keras.layers import InputSpec
+
+from keras_norms import ops as norm_ops
+from keras_norms._api import export
+from keras_norms._validation import check_min_rank
+from keras_norms._validation import check_positive_int_or_none
+from keras_norms._validation import resolve_axes
+from keras_norms.layers._batch_normalization import BatchNormalization
+
+
+@export
+class TimestepBatchNormalization(BatchNormalization):
+    r"""Batch normalization with per-time-step statistics (Cooijmans 2016).
+
+    For inputs ``(batch, time, ..., features)``: in training mode, step
+    ``t`` of the sequence is normalized with the mean and variance of step
+    ``t`` over the batch (and any axes between time and features), and each
+    step keeps its own moving mean and variance, stored as
+    ``(max_timesteps, features)`` weights. ``gamma`` and ``beta`` are shared
+    by all steps. Sharing the *statistics* across steps is what fails in
+    recurrent networks (the activations' distribution drifts with ``t``
+    early in a sequence); keeping them per step is what Recurrent Batch
+    Normalization prescribes.
+
+    At inference, steps beyond ``max_timesteps`` use the statistics of the
+    last step. In training a longer sequence is an error. With a mask
+    ``(batch, time)``, padded steps of a sample are excluded from that
+    step's statistics and a step that is padded in every sample leaves its
+    moving statistics unchanged.
+
+    Takes every argument of `BatchNormalization` (``axis`` is the features
+    axis and may not be the batch or time axis), plus:
+
+    Args:
+
+        max_timesteps: Number of steps with their own statistics. ``None``
+            takes the length of the time axis of the built input shape.
+        **kwargs: The arguments of `BatchNormalization`.
+
+    Input shape:
+
+        ``(batch, time, ..., features)``, rank >= 3. Output: same shape.
+
+    Reference:
+
+        Cooijmans, Ballas, Laurent, Gülçehre & Courville, "Recurrent Batch
+        Normalization", ICLR 2017 (arXiv:1603.09025).
+
+    Example:
+
+    >>> import numpy as np, keras_norms
+    >>> layer = keras_norms.layers.TimestepBatchNormalization()
+    >>> layer(np.ones((4, 10, 3), "float32"), training=True).shape
+    (4, 10, 3)
+    >>> layer.moving_mean.shape
+    (10, 3)
+    """
+
+    def __init__(self, max_timesteps=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_timesteps = check_positive_int_or_none(
+            "max_timesteps", max_timesteps
+        )
+
+    def build(self, input_shape):
+        check_min_rank(input_shape, 3, self.name)
+        (self._channel_axis,) = resolve_axes(self.axis, input_shape, self.name)
+        if self._channel_axis == 1:
+            raise ValueError(
+                f"Argument `axis` of layer '{self.name}' must be a features "
+                "axis, not the time axis 1. Received: axis="
+                f"{self.axis}"
+            )
+        steps = self.max_timesteps or input_shape[1]
+        if steps is None:
+            raise ValueError(
+                f"Layer '{self.name}' needs `max_timesteps` when the time "
+                f"axis of its input is undefined. Received: input_shape="
+                f"{tuple(input_shape)}, max_timesteps=None"
+            )
+        self._steps = steps
+        channels = input_shape[self._channel_axis]
+        self.build_affine_weights((channels,))
+        self.moving_mean = self.add_weight(
+            shape=(steps, channels),
+            name="moving_mean",
+            initializer=self.moving_mean_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self.moving_variance = self.add_weight(
+            shape=(steps, channels),
+            name="moving_variance",
+            initializer=self.moving_variance_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self.input_spec = InputSpec(
+            ndim=len(input_shape), axes={self._channel_axis: channels}
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        ndim = len(inputs.shape)
+        step_axes = (1, self._channel_axis)
+        scale = norm_ops.broadcast_parameter(
+            self.gamma, ndim, self._channel_axis
+        )
+        offset = norm_ops.broadcast_parameter(
+            self.beta, ndim, self._channel_axis
+        )
+        time = inputs.shape[1]
+        if not (training and self.trainable):
+            steps = ops.arange(ops.shape(inputs)[1], dtype="int32")
+
+            def statistic(table):
+                rows = norm_ops.step_statistics(table, steps)
+                return norm_ops.broadcast_parameter(rows, ndim, step_axes)
+
+            outputs = norm_ops.normalize(
+                inputs,
+                statistic(self.moving_mean),
+                statistic(self.moving_variance),
+                offset=offset,
+                scale=scale,
+                epsilon=self.epsilon,
+            )
+            return ops.cast(outputs, self.compute_dtype)
+
+        if time is not None and time > self._steps:
+            raise ValueError(
+                f"Layer '{self.name}' keeps statistics for "
+                f"{self._steps} steps and cannot train on longer "
+                f"sequences. Received: {time} steps (max_timesteps="
+                f"{self._steps})"
+            )
+        if mask is not None:
+            mask = ops.reshape(
+                ops.cast(mask, "bool"),
+                tuple(ops.shape(mask)[:2]) + (1,) * (ndim - 2),
+            )
+        reduction_axes = [i for i in range(ndim) if i not in step_axes]
+        outputs, mean, variance, count = norm_ops.standardize(
+            inputs,
+            reduction_axes,
+            mask=mask,
+            offset=offset,
+            scale=scale,
+            epsilon=self.epsilon,
+        )
+        channels = self.moving_mean.shape[1]
+        if mask is not None:
+            # Same count for every feature of a step.
+            count = ops.max(ops.reshape(count, (-1, channels)), axis=1)
+        self.update_moving_statistics(
+            ops.reshape(mean, (-1, channels)),
+            ops.reshape(variance, (-1, channels)),
+            count,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def normalize_step(self, inputs, step, training=False, mask=None):
+        """Normalize one time step ``(batch, features)`` of a sequence.
+
+        For recurrent cells, which see one step at a time. ``step`` is the
+        step index: a scalar, or one index per sample. In training the
+        batch statistics of this step are used and returned, so that the
+        caller can hand them to `update_moving_statistics` after its time
+        loop; at inference the moving statistics of ``step`` are used.
+
+        Returns:
+            ``(outputs, (mean, variance, count))``; the statistics are
+            ``None`` at inference.
+        """
+        if training and self.trainable:
+            if mask is not None:
+                mask = ops.reshape(ops.cast(mask, "bool"), (-1, 1))
+            outputs, mean, variance, count = norm_ops.standardize(
+                inputs,
+                0,
+                mask=mask,
+                offset=self.beta,
+                scale=self.gamma,
+                epsilon=self.epsilon,
+            )
+            statistics = (
+                ops.reshape(mean, (-1,)),
+                ops.reshape(variance, (-1,)),
+                ops.reshape(count, ()) if mask is None else count[0, 0],
+            )
+            return outputs, statistics
+        outputs = norm_ops.normalize(
+            inputs,
+            norm_ops.step_statistics(self.moving_mean, step),
+            norm_ops.step_statistics(self.moving_variance, step),
+            offset=self.beta,
+            scale=self.gamma,
+            epsilon=self.epsilon,
+        )
+        return outputs, None
+
+    def update_moving_statistics(self, mean, variance, count):
+        """Fold one batch's per-step statistics into the moving ones.
+
+        Args:
+            mean: ``(time, features)`` batch means of steps ``0..time-1``.
+            variance: ``(time, features)`` biased batch variances.
+            count: Scalar or ``(time,)``: values behind each step.
+        """
+        if self.unbiased_moving_variance:
+            count_column = ops.reshape(ops.cast(count, variance.dtype), (-1, 1))
+            variance = (
+                variance
+                * count_column
+                / ops.where(count_column > 1.0, count_column - 1.0, 1.0)
+            )
+        for table, value in (
+            (self.moving_mean, mean),
+            (self.moving_variance, variance),
+        ):
+            table.assign(
+                norm_ops.update_step_statistics(
+                    table, value, count, self.momentum
+                )
+            )
+
+    def get_config(self):
+        return {**super().get_config(), "max_timesteps": self.max_timesteps}
+
+
+@export
+class RecurrentBatchNormalization(TimestepBatchNormalization):
+    """`TimestepBatchNormalization` with the recurrent defaults.
+
+    ``gamma`` starts at 0.1 and there is no ``beta`` (``center=False``), as
+    recommended for the normalized terms inside an LSTM by Cooijmans et al.
+    (2016): with ``gamma = 1`` the normalized pre-activations saturate
+    ``tanh`` and block the gradient flow; the bias of the recurrent layer
+    plays the role of ``beta``. Any argument can still be overridden.
+
+    Reference:
+
+        Cooijmans et al., "Recurrent Batch Normalization", ICLR 2017.
+    """
+
+    def __init__(
+        self,
+        gamma_initializer=initializers.Constant(0.1),
+        center=False,
+        **kwargs,
+    ):
+        super().__init__(
+            gamma_initializer=gamma_initializer, center=center, **kwargs
+        )
