@@ -235,28 +235,29 @@ class BNLSTMCell(keras.layers.Layer):
 
     def step(
         self,
-        inputs,
+        input_term,
         h,
         c,
         step,
         training=False,
         mask=None,
-        dropout_mask=None,
         recurrent_dropout_mask=None,
     ):
-        """One time step. Returns ``(h, c, statistics)``.
+        """One time step from the normalized input term ``BN(W_x x_t)``.
 
-        ``statistics`` holds the batch statistics of the three
-        normalizations in training (``None`` at inference), for
-        `update_moving_statistics` after the time loop.
+        The input term does not depend on the recurrence, so `BNLSTM`
+        computes it for all steps at once before the time loop (one matmul
+        and one `TimestepBatchNormalization` call); only the recurrent and
+        cell-state normalizations run inside the loop.
+
+        Returns:
+            ``(h, c, statistics)``: in training, ``statistics`` holds this
+            step's batch statistics of the recurrent and cell-state
+            normalizations for `update_moving_statistics` after the loop
+            (``None`` at inference).
         """
-        if dropout_mask is not None:
-            inputs = inputs * dropout_mask
         if recurrent_dropout_mask is not None:
             h = h * recurrent_dropout_mask
-        input_term, input_stats = self.input_normalization.normalize_step(
-            ops.matmul(inputs, self.kernel), step, training, mask
-        )
         recurrent_term, recurrent_stats = (
             self.recurrent_normalization.normalize_step(
                 ops.matmul(h, self.recurrent_kernel), step, training, mask
@@ -274,18 +275,14 @@ class BNLSTMCell(keras.layers.Layer):
         )
         h = self.recurrent_activation(o) * self.activation(normalized_c)
         statistics = None
-        if input_stats is not None:
-            statistics = (input_stats, recurrent_stats, cell_stats)
+        if recurrent_stats is not None:
+            statistics = (recurrent_stats, cell_stats)
         return h, c, statistics
 
     def update_moving_statistics(self, statistics):
-        """Apply the stacked per-step statistics of a whole sequence."""
+        """Apply the stacked per-step statistics of the loop's two BNs."""
         for layer, (mean, variance, count) in zip(
-            (
-                self.input_normalization,
-                self.recurrent_normalization,
-                self.cell_normalization,
-            ),
+            (self.recurrent_normalization, self.cell_normalization),
             statistics,
             strict=True,
         ):
@@ -302,7 +299,10 @@ class BNLSTMCell(keras.layers.Layer):
             )
         h, c, step = states
         step_index = ops.cast(step[:, 0], "int32")
-        h, c, _ = self.step(inputs, h, c, step_index)
+        input_term, _ = self.input_normalization.normalize_step(
+            ops.matmul(inputs, self.kernel), step_index
+        )
+        h, c, _ = self.step(input_term, h, c, step_index)
         return h, [h, c, step + 1.0]
 
     def get_config(self):
@@ -477,26 +477,30 @@ class BNLSTM(keras.layers.RNN):
                 f"sequences. Received: {time} steps"
             )
         h, c = initial_state[0], initial_state[1]
-        dropout_mask = recurrent_dropout_mask = None
+        if self.go_backwards:
+            sequences = ops.flip(sequences, axis=1)
+            mask = None if mask is None else ops.flip(mask, axis=1)
         if training and cell.dropout:
-            dropout_mask = keras.random.dropout(
-                ops.ones_like(sequences[:, 0, :]),
+            sequences = sequences * keras.random.dropout(
+                ops.ones_like(sequences[:, :1, :]),
                 cell.dropout,
                 seed=cell.seed_generator,
             )
+        recurrent_dropout_mask = None
         if training and cell.recurrent_dropout:
             recurrent_dropout_mask = keras.random.dropout(
                 ops.ones_like(h), cell.recurrent_dropout, seed=cell.seed_generator
             )
-
-        inputs = ops.transpose(sequences, (1, 0, 2))
-        steps = ops.arange(ops.shape(inputs)[0], dtype="int32")
+        # BN(W_x x_t) for every step at once, in processing order; it
+        # updates its own per-step moving statistics.
+        input_terms = cell.input_normalization(
+            ops.matmul(sequences, cell.kernel), training=training, mask=mask
+        )
+        input_terms = ops.transpose(input_terms, (1, 0, 2))
+        steps = ops.arange(ops.shape(input_terms)[0], dtype="int32")
         masks = None
         if mask is not None:
             masks = ops.transpose(ops.cast(mask, "bool"), (1, 0))
-        if self.go_backwards:
-            inputs = ops.flip(inputs, axis=0)
-            masks = None if masks is None else ops.flip(masks, axis=0)
         zero_output = bool(self.zero_output_for_mask)
 
         # Keras's scan on TensorFlow requires the per-step outputs to have
@@ -507,14 +511,7 @@ class BNLSTM(keras.layers.RNN):
             inputs_t, step = elements[:2]
             mask_t = elements[2] if len(elements) == 3 else None
             new_h, new_c, statistics = cell.step(
-                inputs_t,
-                h,
-                c,
-                step,
-                training,
-                mask_t,
-                dropout_mask,
-                recurrent_dropout_mask,
+                inputs_t, h, c, step, training, mask_t, recurrent_dropout_mask
             )
             if mask_t is not None:
                 keep = mask_t[:, None]
@@ -535,25 +532,25 @@ class BNLSTM(keras.layers.RNN):
         init = (h, c, ops.zeros_like(h))
         if training:
             stats_dtype = statistics_dtype(h.dtype)
-            for width in (4 * cell.units, 4 * cell.units, cell.units):
+            for width in (4 * cell.units, cell.units):
                 init += (
                     ops.zeros((width,), stats_dtype),
                     ops.zeros((width,), stats_dtype),
                     ops.zeros((), stats_dtype),
                 )
-        elements = (inputs, steps) if masks is None else (inputs, steps, masks)
+        elements = (input_terms, steps)
+        if masks is not None:
+            elements += (masks,)
         final, stacked = ops.scan(one_step, init, elements)
         h, c = final[0], final[1]
         outputs = stacked[2]
         if training:
             statistics = stacked[3:]
-            cell.update_moving_statistics(
-                [statistics[i : i + 3] for i in (0, 3, 6)]
-            )
+            cell.update_moving_statistics([statistics[:3], statistics[3:]])
         last_output = outputs[-1]
         outputs = ops.transpose(outputs, (1, 0, 2))
         step_state = ops.full(
-            (ops.shape(h)[0], 1), ops.shape(inputs)[0], dtype=h.dtype
+            (ops.shape(h)[0], 1), ops.shape(input_terms)[0], dtype=h.dtype
         )
         return last_output, outputs, [h, c, step_state]
 
