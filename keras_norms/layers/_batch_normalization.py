@@ -1,6 +1,5 @@
 """BatchNormalization: a drop-in for keras.layers.BatchNormalization."""
 
-from keras import backend
 from keras import initializers
 from keras import ops
 from keras.layers import InputSpec
@@ -12,22 +11,8 @@ from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
 from keras_norms._validation import resolve_axes
+from keras_norms.distributed import cross_replica_all_gather
 from keras_norms.layers._base import AffineNormalization
-
-
-def _replicas_in_sync():
-    """Number of replicas a cross-replica reduction would span (1 if none)."""
-    if backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy():
-            return tf.distribute.get_strategy().num_replicas_in_sync
-    elif backend.backend() == "torch":
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size()
-    return 1
 
 
 @export
@@ -72,10 +57,16 @@ class BatchNormalization(AffineNormalization):
             ``False`` is accepted (kept for signature compatibility).
         renorm_clipping: Must be ``None`` (see ``renorm``).
         renorm_momentum: Ignored unless ``renorm`` (see ``renorm``).
-        synchronized: If ``True``, batch statistics are meant to be global
-            across replicas. Without a multi-replica distribution this is
-            exactly the single-device computation; under one, the layer
-            currently raises rather than silently using local statistics.
+        synchronized: If ``True``, the batch statistics (and so the moving
+            statistics) are global across replicas: one all-gather of each
+            replica's count, mean and sum of squared deviations per call,
+            combined exactly even when replicas hold different numbers of
+            samples. Works under `tf.distribute` strategies, with
+            ``torch.distributed``, and under
+            ``keras.distribution.DataParallel`` on JAX (where the SPMD
+            program computes global statistics anyway); see
+            `keras_norms.distributed`. Without a multi-replica computation
+            it is exactly the single-device path.
         unbiased_moving_variance: If ``True``, the moving variance is
             updated with the unbiased batch variance ``m / (m - 1) *
             variance`` (``m`` values per channel), as in Algorithm 2 of the
@@ -211,13 +202,6 @@ class BatchNormalization(AffineNormalization):
                     f"inputs.shape={tuple(inputs.shape)}"
                 )
             mask = ops.expand_dims(mask, self._channel_axis)
-        if self.synchronized and _replicas_in_sync() > 1:
-            raise NotImplementedError(
-                f"Layer '{self.name}' has synchronized=True and runs on "
-                f"{_replicas_in_sync()} replicas; cross-replica statistics "
-                "are not implemented yet. Use synchronized=False for "
-                "per-replica statistics."
-            )
         outputs, mean, variance, count = norm_ops.batch_normalization_training(
             inputs,
             axis=self._channel_axis,
@@ -225,6 +209,7 @@ class BatchNormalization(AffineNormalization):
             scale=self.gamma,
             epsilon=self.epsilon,
             mask=mask,
+            all_gather=self.cross_replica_all_gather(),
         )
         if self.unbiased_moving_variance:
             # m / (m - 1); a channel with a single value keeps variance 0.
@@ -234,6 +219,13 @@ class BatchNormalization(AffineNormalization):
         self._update_moving_average(self.moving_mean, mean)
         self._update_moving_average(self.moving_variance, variance)
         return ops.cast(outputs, self.compute_dtype)
+
+    def cross_replica_all_gather(self):
+        """The collective for global statistics, or None (see
+        `keras_norms.distributed`)."""
+        if not self.synchronized:
+            return None
+        return cross_replica_all_gather()
 
     def _update_moving_average(self, variable, value):
         value = ops.cast(value, variable.dtype)

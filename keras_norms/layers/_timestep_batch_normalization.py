@@ -150,9 +150,10 @@ class TimestepBatchNormalization(BatchNormalization):
             offset=offset,
             scale=scale,
             epsilon=self.epsilon,
+            all_gather=self.cross_replica_all_gather(),
         )
         channels = self.moving_mean.shape[1]
-        if mask is not None:
+        if len(count.shape) > 0:
             # Same count for every feature of a step.
             count = ops.max(ops.reshape(count, (-1, channels)), axis=1)
         self.update_moving_statistics(
@@ -185,11 +186,12 @@ class TimestepBatchNormalization(BatchNormalization):
                 offset=self.beta,
                 scale=self.gamma,
                 epsilon=self.epsilon,
+                all_gather=self.cross_replica_all_gather(),
             )
             statistics = (
                 ops.reshape(mean, (-1,)),
                 ops.reshape(variance, (-1,)),
-                ops.reshape(count, ()) if mask is None else count[0, 0],
+                ops.reshape(count, (-1,))[0],
             )
             return outputs, statistics
         outputs = norm_ops.normalize(

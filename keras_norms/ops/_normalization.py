@@ -55,20 +55,20 @@ def _centered_moments(x, axes, mask):
         for axis in axes:
             count = count * shape[axis]
         count = ops.cast(count, x.dtype)
-        divisor = count
 
         def masked(values):
             return values
     else:
         mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
         count = ops.sum(ops.cast(mask, x.dtype), axis=axes, keepdims=True)
-        # Statistics of an all-masked slice are 0, not 0/0. (`ops.where`
-        # and `ops.relu` rather than `ops.maximum`, which returns float32
-        # for float64 inputs on the torch backend.)
-        divisor = ops.where(count > 1.0, count, 1.0)
 
         def masked(values):
             return ops.where(mask, values, 0.0)
+
+    # Statistics of an empty (all-masked, or zero-sample replica) slice are
+    # 0, not 0/0. (`ops.where` and `ops.relu` rather than `ops.maximum`,
+    # which returns float32 for float64 inputs on the torch backend.)
+    divisor = ops.where(count > 1.0, count, 1.0)
 
     def average(values):
         return ops.sum(masked(values), axis=axes, keepdims=True) / divisor
@@ -79,6 +79,35 @@ def _centered_moments(x, axes, mask):
     mean_square = average(ops.square(shifted))
     variance = ops.relu(mean_square - ops.square(shift_mean))
     return shifted - shift_mean, rough_mean + shift_mean, variance, count
+
+
+def _combine_across_replicas(deviation, mean, variance, count, all_gather):
+    """Global statistics from every replica's local ones, exactly.
+
+    ONE collective: ``all_gather`` of each replica's ``[count, mean, M2]``
+    (``M2`` = count * variance), combined with Chan et al.'s pairwise
+    formula, ``M2 = sum(M2_r + n_r (mean_r - mean)^2)``. It is exact when
+    replicas hold different numbers of values (or none), and as stable as
+    the local two-pass moments: only differences of means are squared.
+    Averaging per-replica means or variances, or all-reducing sums of
+    squares, would be neither.
+
+    Returns the global ``(deviation, mean, variance, count)``, with
+    ``deviation = x - global mean`` derived from the local deviation.
+    """
+    count = ops.broadcast_to(count, ops.shape(mean))
+    local = ops.stack([count, mean, variance * count])
+    gathered = all_gather(local)  # (replicas, 3, *statistics shape)
+    counts, means, second_moments = gathered[:, 0], gathered[:, 1], gathered[:, 2]
+    total = ops.sum(counts, axis=0)
+    divisor = ops.where(total > 1.0, total, 1.0)
+    # Offsets from this replica's mean are small numbers: no cancellation.
+    offsets = means - mean
+    shift = ops.sum(counts * offsets, axis=0) / divisor
+    second_moment = ops.sum(
+        second_moments + counts * ops.square(offsets - shift), axis=0
+    )
+    return deviation - shift, mean + shift, second_moment / divisor, total
 
 
 def _affine(deviation, variance, scale, offset, epsilon):
@@ -150,7 +179,15 @@ def normalize(x, mean, variance, offset=None, scale=None, epsilon=1e-3):
     return ops.cast(outputs, x.dtype)
 
 
-def standardize(x, axes, mask=None, offset=None, scale=None, epsilon=1e-3):
+def standardize(
+    x,
+    axes,
+    mask=None,
+    offset=None,
+    scale=None,
+    epsilon=1e-3,
+    all_gather=None,
+):
     """Normalize ``x`` with its own mean and variance over ``axes``.
 
     This is the training-mode computation shared by batch, layer, group and
@@ -166,6 +203,11 @@ def standardize(x, axes, mask=None, offset=None, scale=None, epsilon=1e-3):
         offset: Optional tensor broadcastable to ``x`` (beta).
         scale: Optional tensor broadcastable to ``x`` (gamma).
         epsilon: Small float added to the variance.
+        all_gather: Optional function that stacks a tensor from every
+            replica along a new first axis (see
+            `keras_norms.distributed.cross_replica_all_gather`). With it the
+            statistics are global across replicas (synchronized batch
+            normalization); one call per normalization.
 
     Returns:
         ``(outputs, mean, variance, count)``: outputs in the dtype of ``x``;
@@ -175,7 +217,10 @@ def standardize(x, axes, mask=None, offset=None, scale=None, epsilon=1e-3):
     x = ops.convert_to_tensor(x)
     axes = canonical_axes(axes, len(x.shape))
     computed = ops.cast(x, statistics_dtype(x.dtype))
-    deviation, mean, variance, count = _centered_moments(computed, axes, mask)
+    statistics = _centered_moments(computed, axes, mask)
+    if all_gather is not None:
+        statistics = _combine_across_replicas(*statistics, all_gather)
+    deviation, mean, variance, count = statistics
     outputs = _affine(deviation, variance, scale, offset, epsilon)
     return ops.cast(outputs, x.dtype), mean, variance, count
 
@@ -213,7 +258,13 @@ def batch_normalization(
 
 
 def batch_normalization_training(
-    x, axis=-1, offset=None, scale=None, epsilon=1e-3, mask=None
+    x,
+    axis=-1,
+    offset=None,
+    scale=None,
+    epsilon=1e-3,
+    mask=None,
+    all_gather=None,
 ):
     """Normalize ``x`` with its batch statistics per channel (training mode).
 
@@ -227,6 +278,8 @@ def batch_normalization_training(
         scale: Optional per-channel vector (gamma).
         epsilon: Small float added to the variance.
         mask: Optional boolean tensor broadcastable to ``x``.
+        all_gather: Optional cross-replica gather for synchronized
+            statistics (see `standardize`).
 
     Returns:
         ``(outputs, mean, variance, count)``: the statistics are per-channel
@@ -244,10 +297,11 @@ def batch_normalization_training(
         offset=broadcast_parameter(offset, ndim, axis),
         scale=broadcast_parameter(scale, ndim, axis),
         epsilon=epsilon,
+        all_gather=all_gather,
     )
     mean = ops.reshape(mean, (-1,))
     variance = ops.reshape(variance, (-1,))
-    if mask is not None:
+    if mask is not None or all_gather is not None:
         count = ops.reshape(count, (-1,))
     return outputs, mean, variance, count
 

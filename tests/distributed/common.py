@@ -1,0 +1,78 @@
+"""Data and oracle shared by the multi-replica scripts (run as
+subprocesses by tests/test_synchronized_batch_normalization.py)."""
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+
+import reference  # noqa: E402
+
+CHANNELS = 3
+MOMENTUM = 0.5
+EPSILON = 1e-3
+
+
+def replica_batches(sizes, seed=0):
+    """Different data on every replica: its own mean and spread, and its
+    own number of samples (possibly zero). Shape (n, 2, 2, CHANNELS)."""
+    rng = np.random.default_rng(seed)
+    return [
+        rng.normal(10.0 * r, 1.0 + r, (n, 2, 2, CHANNELS)).astype("float32")
+        for r, n in enumerate(sizes)
+    ]
+
+
+def affine(seed=1):
+    rng = np.random.default_rng(seed)
+    gamma = rng.uniform(0.5, 1.5, CHANNELS).astype("float32")
+    beta = rng.normal(size=CHANNELS).astype("float32")
+    return gamma, beta
+
+
+def upstream(batches, seed=2):
+    """A fixed upstream gradient per replica (the loss is sum(y * w))."""
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=b.shape).astype("float32") for b in batches]
+
+
+def expected(batches, weights, gamma, beta):
+    """Full-batch oracle: outputs, moving statistics and gradients."""
+    full = np.concatenate(batches)
+    full_weights = np.concatenate(weights)
+    y, mean, variance, _ = reference.batch_norm_train(
+        full, -1, gamma, beta, EPSILON
+    )
+    flat = full.reshape(-1, CHANNELS)
+    dx, dgamma, dbeta = reference.batch_norm_backward(
+        flat, full_weights.reshape(-1, CHANNELS), gamma, EPSILON
+    )
+    splits = np.cumsum([len(b) for b in batches])[:-1]
+    return {
+        "outputs": np.split(y, splits),
+        "moving_mean": reference.moving_average(0.0, mean, MOMENTUM),
+        "moving_variance": reference.moving_average(1.0, variance, MOMENTUM),
+        "input_gradients": np.split(dx.reshape(full.shape), splits),
+        "gamma_gradient": dgamma,
+        "beta_gradient": dbeta,
+    }
+
+
+def local_expected(batch, gamma, beta):
+    """What an unsynchronized replica computes: its own statistics."""
+    y, mean, variance, _ = reference.batch_norm_train(
+        batch, -1, gamma, beta, EPSILON
+    )
+    return y, reference.moving_average(0.0, mean, MOMENTUM)
+
+
+def check(name, got, want, tolerance=1e-4):
+    np.testing.assert_allclose(
+        np.asarray(got, np.float64),
+        want,
+        rtol=tolerance,
+        atol=tolerance,
+        err_msg=name,
+    )
