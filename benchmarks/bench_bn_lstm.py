@@ -10,7 +10,6 @@ second and the ratio. Run once per backend:
 import time
 
 import keras
-import numpy as np
 from sklearn.datasets import load_digits
 
 import keras_norms

@@ -4,9 +4,16 @@ Submodules:
 
 - `keras_norms.layers`: the layers (drop-ins for Keras's, and more).
 - `keras_norms.ops`: the pure functional core the layers share.
+- `keras_norms.initializers`: Xavier/Glorot and He/Kaiming, as in the papers.
+- `keras_norms.fold_batch_normalization`: merge inference-mode batch
+  normalization into the preceding Dense/convolution layers.
 """
 
+from keras_norms import initializers as initializers
 from keras_norms import layers as layers
 from keras_norms import ops as ops
+from keras_norms._folding import (
+    fold_batch_normalization as fold_batch_normalization,
+)
 
 __version__ = "0.1.0"

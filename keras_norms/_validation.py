@@ -154,3 +154,50 @@ def check_choice(name, value, choices):
             f"Received: {name}={value!r}"
         )
     return value
+
+
+def check_non_negative_int(name, value):
+    """``value`` must be an int >= 0 (bools are rejected); returns it."""
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or value < 0
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be a non-negative integer. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_int_list(name, value):
+    """``value`` must be an int or a non-empty list/tuple of ints.
+
+    Returns a list of ints (an int ``i`` becomes ``[i]``).
+    """
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool)
+        for v in values
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be an int or a non-empty list of ints. "
+            f"Received: {name}={value!r}"
+        )
+    return [int(v) for v in values]
+
+
+def check_positive_int_or_none(name, value):
+    """``None`` or an int >= 1."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 1
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be None or a positive integer. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)

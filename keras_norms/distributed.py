@@ -37,7 +37,10 @@ def cross_replica_all_gather():
 def _tensorflow_all_gather():
     import tensorflow as tf
 
-    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+    if (
+        not tf.distribute.has_strategy()
+        or tf.distribute.in_cross_replica_context()
+    ):
         return None
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync < 2:
@@ -62,7 +65,9 @@ def _torch_all_gather():
         @staticmethod
         def forward(context, tensor):
             tensor = tensor.contiguous()
-            parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+            parts = [
+                torch.empty_like(tensor) for _ in range(dist.get_world_size())
+            ]
             dist.all_gather(parts, tensor)
             return torch.stack(parts)
 

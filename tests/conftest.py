@@ -23,4 +23,5 @@ def _fresh_keras_state():
     """Each test starts with the default dtype policy and fresh names."""
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    # free_memory=False: a full garbage collection per test costs ~0.3 s.
+    keras.backend.clear_session(free_memory=False)

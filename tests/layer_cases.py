@@ -4,6 +4,8 @@ The generic tests (serialization, mixed precision, cross-backend loading)
 run over this list: a new public layer gets them by adding a line here.
 """
 
+import keras
+
 import keras_norms
 
 LAYER_CASES = {
@@ -24,5 +26,27 @@ LAYER_CASES = {
     "group_norm": (
         lambda: keras_norms.layers.GroupNormalization(groups=2),
         (4, 5, 5, 6),
+    ),
+    "timestep_batch_norm": (
+        lambda: keras_norms.layers.TimestepBatchNormalization(momentum=0.5),
+        (4, 5, 3),
+    ),
+    "recurrent_batch_norm": (
+        lambda: keras_norms.layers.RecurrentBatchNormalization(max_timesteps=7),
+        (4, 5, 2, 3),
+    ),
+    "bn_lstm": (
+        lambda: keras_norms.layers.BNLSTM(4, return_sequences=True),
+        (3, 5, 2),
+    ),
+    "weight_norm_dense": (
+        lambda: keras_norms.layers.WeightNormalization(keras.layers.Dense(3)),
+        (4, 6),
+    ),
+    "weight_norm_conv2d": (
+        lambda: keras_norms.layers.WeightNormalization(
+            keras.layers.Conv2D(4, 3, activation="relu")
+        ),
+        (4, 6, 6, 2),
     ),
 }

@@ -139,3 +139,156 @@ def numerical_gradient(f, x, step=1e-6):
         flat[i] = saved
         grad_flat[i] = (upper - lower) / (2 * step)
     return grad
+
+
+# ---------------------------------------------------------------------------
+# Local response normalization, PReLU and Xavier/He initialization
+# (Krizhevsky et al. 2012; Caffe's LRN layer; He et al. 2015; Glorot &
+# Bengio 2010). Plain loops over the windows, straight from the formulas.
+# ---------------------------------------------------------------------------
+
+
+def lrn_across_channels(x, size, alpha, beta, k, axis=-1):
+    """b_i = a_i / (k + alpha/size * sum_j a_j^2)^beta, j from i - size//2
+    to i + (size-1)//2.
+
+    Channels outside [0, C) count as zero (PyTorch's window, also for even
+    sizes: size//2 channels before i, (size-1)//2 after).
+    """
+    x = np.asarray(x, np.float64)
+    moved = np.moveaxis(x, axis, -1)
+    channels = moved.shape[-1]
+    out = np.empty_like(moved)
+    for i in range(channels):
+        lo = max(0, i - size // 2)
+        hi = min(channels - 1, i + (size - 1) // 2)
+        total = np.zeros(moved.shape[:-1])
+        for j in range(lo, hi + 1):
+            total += moved[..., j] ** 2
+        out[..., i] = moved[..., i] / (k + alpha / size * total) ** beta
+    return np.moveaxis(out, -1, axis)
+
+
+def lrn_alexnet_paper(x, k=2.0, n=5, alpha=1e-4, beta=0.75, axis=-1):
+    """Section 3.3 of Krizhevsky et al. 2012, with N channels:
+
+    b_i = a_i / (k + alpha * sum_{j=max(0, i-n/2)}^{min(N-1, i+n/2)} a_j^2)^beta
+    (alpha NOT divided by n; n/2 rounds down).
+    """
+    x = np.asarray(x, np.float64)
+    moved = np.moveaxis(x, axis, -1)
+    channels = moved.shape[-1]
+    out = np.empty_like(moved)
+    for i in range(channels):
+        lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        window = moved[..., lo : hi + 1]
+        total = np.sum(window**2, axis=-1)
+        out[..., i] = moved[..., i] / (k + alpha * total) ** beta
+    return np.moveaxis(out, -1, axis)
+
+
+def lrn_tensorflow(x, depth_radius=5, bias=1.0, alpha=1.0, beta=0.5):
+    """tf.nn.local_response_normalization's documented formula (last axis):
+
+    sqr_sum[..., d] = sum(x[..., d - r : d + r + 1] ** 2);
+    out = x / (bias + alpha * sqr_sum) ** beta.
+    """
+    x = np.asarray(x, np.float64)
+    channels = x.shape[-1]
+    out = np.empty_like(x)
+    for d in range(channels):
+        window = x[..., max(0, d - depth_radius) : d + depth_radius + 1]
+        sqr_sum = np.sum(window**2, axis=-1)
+        out[..., d] = x[..., d] / (bias + alpha * sqr_sum) ** beta
+    return out
+
+
+def lrn_within_channel(x, size, alpha, beta, k=1.0, axis=-1):
+    """Caffe WITHIN_CHANNEL, generalised to 1-3 spatial axes (d of them):
+
+    b = a / (k + alpha / size**d * sum over the size^d window of a^2)^beta,
+    the window centred on the position, zero padded (Caffe: k = 1, d = 2).
+    """
+    x = np.asarray(x, np.float64)
+    moved = np.moveaxis(x, axis, -1)  # (batch, *spatial, channels)
+    spatial = moved.shape[1:-1]
+    half = (size - 1) // 2
+    out = np.empty_like(moved)
+    for position in np.ndindex(*spatial):
+        total = np.zeros((moved.shape[0], moved.shape[-1]))
+        for offset in np.ndindex(*([size] * len(spatial))):
+            neighbour = tuple(
+                p + o - half for p, o in zip(position, offset, strict=True)
+            )
+            inside = all(
+                0 <= q < n for q, n in zip(neighbour, spatial, strict=True)
+            )
+            if inside:
+                total += moved[(slice(None), *neighbour)] ** 2
+        window_size = size ** len(spatial)
+        value = moved[(slice(None), *position)]
+        out[(slice(None), *position)] = (
+            value / (k + alpha / window_size * total) ** beta
+        )
+    return np.moveaxis(out, -1, axis)
+
+
+def prelu(x, alpha):
+    """f(x) = max(0, x) + alpha * min(0, x); alpha broadcasts against x."""
+    x = np.asarray(x, np.float64)
+    return np.maximum(0.0, x) + np.asarray(alpha, np.float64) * np.minimum(
+        0.0, x
+    )
+
+
+def prelu_gradients(x, alpha, upstream):
+    """d/dx and d/dalpha of sum(upstream * prelu(x, alpha)), per element.
+
+    df/dx = 1 for x > 0, alpha for x < 0; df/dalpha = min(0, x). The alpha
+    gradient is returned per element (sum it over the shared axes).
+    """
+    x = np.asarray(x, np.float64)
+    dx = upstream * np.where(x > 0, 1.0, alpha)
+    dalpha = upstream * np.minimum(0.0, x)
+    return dx, dalpha
+
+
+def kernel_fans(shape):
+    """(fan_in, fan_out) of a Keras kernel: (in, out) for Dense,
+    (*kernel_size, in_channels, out_channels) for ConvND: the receptive
+    field k^d times the input (output) channels, n_l = k^2 c in He et al.
+    """
+    receptive_field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return receptive_field * shape[-2], receptive_field * shape[-1]
+
+
+def gain(nonlinearity, param=None):
+    """Recommended gains: sqrt(2) for ReLU, sqrt(2/(1+a^2)) for leaky ReLU /
+    PReLU with slope a, 5/3 for tanh, 3/4 for SELU, 1 otherwise."""
+    linear = ["linear", "sigmoid"] + [
+        f"conv{t}{d}d" for t in ("", "_transpose") for d in (1, 2, 3)
+    ]
+    table = {name: 1.0 for name in linear}
+    table.update({"tanh": 5.0 / 3.0, "relu": np.sqrt(2.0), "selu": 0.75})
+    if nonlinearity == "leaky_relu":
+        a = 0.01 if param is None else param
+        return np.sqrt(2.0 / (1.0 + a**2))
+    return table[nonlinearity]
+
+
+def he_variance(shape, mode="fan_in", negative_slope=0.0):
+    """He et al. 2015, eq. (10)/(14): Var[w] = 2 / ((1 + a^2) n_l)."""
+    fan_in, fan_out = kernel_fans(shape)
+    n = fan_in if mode == "fan_in" else fan_out
+    return 2.0 / ((1.0 + negative_slope**2) * n)
+
+
+def xavier_variance(shape, gain=1.0):
+    """Glorot & Bengio 2010, eq. (12)-(16): Var[w] = gain^2 2/(n_in + n_out)."""
+    fan_in, fan_out = kernel_fans(shape)
+    return gain**2 * 2.0 / (fan_in + fan_out)
+
+
+def uniform_bound(variance):
+    """U[-b, b] has variance b^2 / 3, so b = sqrt(3 * variance)."""
+    return np.sqrt(3.0 * variance)

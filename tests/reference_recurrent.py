@@ -20,7 +20,9 @@ def _batch_moments(values, keep):
     return kept.mean(axis=0), kept.var(axis=0), kept.shape[0]
 
 
-def timestep_batch_norm_train(x, gamma=None, beta=None, epsilon=1e-3, mask=None):
+def timestep_batch_norm_train(
+    x, gamma=None, beta=None, epsilon=1e-3, mask=None
+):
     """x: (batch, time, ..., features). Statistics per step and feature over
     the batch and any axes between time and features."""
     x = np.asarray(x, np.float64)

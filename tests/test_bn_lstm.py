@@ -3,12 +3,13 @@
 import keras
 import numpy as np
 import pytest
-import reference_recurrent as reference
-from helpers import save_and_load
-from helpers import to_numpy
 
 from keras_norms.layers import BNLSTM
 from keras_norms.layers import BNLSTMCell
+
+import reference_recurrent as reference
+from helpers import save_and_load
+from helpers import to_numpy
 
 UNITS = 4
 NAMES = ("input", "recurrent", "cell")
@@ -32,7 +33,9 @@ def _randomize(layer, rng):
         "recurrent_kernel": rng.normal(0, 0.5, cell.recurrent_kernel.shape),
         "bias": rng.normal(0, 0.5, cell.bias.shape),
         "input_gamma": rng.uniform(0.1, 1.0, norms["input"].gamma.shape),
-        "recurrent_gamma": rng.uniform(0.1, 1.0, norms["recurrent"].gamma.shape),
+        "recurrent_gamma": rng.uniform(
+            0.1, 1.0, norms["recurrent"].gamma.shape
+        ),
         "cell_gamma": rng.uniform(0.1, 1.0, norms["cell"].gamma.shape),
         "cell_beta": rng.normal(0, 0.5, norms["cell"].beta.shape),
     }
@@ -54,9 +57,9 @@ def _randomize(layer, rng):
 
 def _drifting_sequences(rng, batch=6, time=5, features=3):
     steps = np.arange(time)[None, :, None]
-    return (rng.normal(size=(batch, time, features)) * (1 + steps) + steps).astype(
-        "float32"
-    )
+    return (
+        rng.normal(size=(batch, time, features)) * (1 + steps) + steps
+    ).astype("float32")
 
 
 def _tables(layer):
@@ -69,7 +72,9 @@ def _tables(layer):
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_training_forward_and_statistics_match_oracle(rng, go_backwards, masked):
+def test_training_forward_and_statistics_match_oracle(
+    rng, go_backwards, masked
+):
     x = _drifting_sequences(rng)
     mask = None
     if masked:
@@ -133,7 +138,11 @@ def test_moving_statistics_really_update_inside_fit(rng):
     # statistics shared across steps would fail.
     x = _drifting_sequences(rng, batch=16, time=5)
     model = keras.Sequential(
-        [keras.Input((5, 3)), BNLSTM(UNITS, momentum=0.5), keras.layers.Dense(1)]
+        [
+            keras.Input((5, 3)),
+            BNLSTM(UNITS, momentum=0.5),
+            keras.layers.Dense(1),
+        ]
     )
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
     layer = model.layers[0]

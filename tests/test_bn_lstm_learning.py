@@ -11,10 +11,11 @@ backend has no compiled scan), in about 15 seconds.
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND
 from sklearn.datasets import load_digits
 
 import keras_norms
+
+from helpers import BACKEND
 
 pytestmark = [
     pytest.mark.slow,

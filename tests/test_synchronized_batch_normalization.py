@@ -13,12 +13,13 @@ import sys
 import keras
 import numpy as np
 import pytest
-import reference
-from helpers import BACKEND
-from helpers import to_numpy
 
 from keras_norms import ops as norm_ops
 from keras_norms.layers import BatchNormalization
+
+import reference
+from helpers import BACKEND
+from helpers import to_numpy
 
 SCRIPTS = {
     "tensorflow": "tf_mirrored.py",
@@ -28,7 +29,9 @@ SCRIPTS = {
 
 
 def test_multi_replica_engine_matches_full_batch():
-    script = os.path.join(os.path.dirname(__file__), "distributed", SCRIPTS[BACKEND])
+    script = os.path.join(
+        os.path.dirname(__file__), "distributed", SCRIPTS[BACKEND]
+    )
     result = subprocess.run(
         [sys.executable, script],
         capture_output=True,
@@ -53,7 +56,9 @@ def test_combination_is_exact_for_unequal_replicas(rng, sizes):
             chunk, 0, keepdims=True
         )
         count = keras.ops.broadcast_to(count, keras.ops.shape(mean))
-        locals_.append(to_numpy(keras.ops.stack([count, mean, variance * count])))
+        locals_.append(
+            to_numpy(keras.ops.stack([count, mean, variance * count]))
+        )
     gathered = keras.ops.convert_to_tensor(np.stack(locals_))
     full = np.concatenate(chunks)
     ref_y, ref_mean, ref_variance, _ = reference.batch_norm_train(full)

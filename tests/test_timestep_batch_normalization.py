@@ -3,12 +3,13 @@
 import keras
 import numpy as np
 import pytest
-import reference_recurrent as reference
-from helpers import save_and_load
-from helpers import to_numpy
 
 from keras_norms.layers import RecurrentBatchNormalization
 from keras_norms.layers import TimestepBatchNormalization
+
+import reference_recurrent as reference
+from helpers import save_and_load
+from helpers import to_numpy
 
 
 def _drifting_sequences(rng, shape):
@@ -90,7 +91,9 @@ def test_recurrent_defaults():
     layer = RecurrentBatchNormalization()
     layer.build((None, 3, 4))
     assert layer.beta is None
-    np.testing.assert_allclose(to_numpy(layer.gamma), np.full(4, 0.1), rtol=1e-7)
+    np.testing.assert_allclose(
+        to_numpy(layer.gamma), np.full(4, 0.1), rtol=1e-7
+    )
     assert layer.moving_mean.shape == (3, 4)
 
 
@@ -136,7 +139,10 @@ def test_masking_layer_in_a_model(rng, tmp_path):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: TimestepBatchNormalization(max_timesteps=0), "max_timesteps=0"),
+        (
+            lambda: TimestepBatchNormalization(max_timesteps=0),
+            "max_timesteps=0",
+        ),
         (lambda: TimestepBatchNormalization(max_timesteps=2.5), "2.5"),
     ],
 )

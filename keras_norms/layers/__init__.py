@@ -3,9 +3,24 @@
 from keras_norms.layers._batch_normalization import (
     BatchNormalization as BatchNormalization,
 )
+from keras_norms.layers._bn_lstm import BNLSTM as BNLSTM
+from keras_norms.layers._bn_lstm import BNLSTMCell as BNLSTMCell
 from keras_norms.layers._group_normalization import (
     GroupNormalization as GroupNormalization,
 )
 from keras_norms.layers._layer_normalization import (
     LayerNormalization as LayerNormalization,
+)
+from keras_norms.layers._local_response_normalization import (
+    LocalResponseNormalization as LocalResponseNormalization,
+)
+from keras_norms.layers._prelu import PReLU as PReLU
+from keras_norms.layers._timestep_batch_normalization import (
+    RecurrentBatchNormalization as RecurrentBatchNormalization,
+)
+from keras_norms.layers._timestep_batch_normalization import (
+    TimestepBatchNormalization as TimestepBatchNormalization,
+)
+from keras_norms.layers._weight_normalization import (
+    WeightNormalization as WeightNormalization,
 )

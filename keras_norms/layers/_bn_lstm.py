@@ -11,10 +11,10 @@ from keras_norms._api import export
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
 from keras_norms._validation import check_positive_int_or_none
-from keras_norms.ops._normalization import statistics_dtype
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
+from keras_norms.ops._normalization import statistics_dtype
 
 
 def _check_rate(name, value):
@@ -75,7 +75,8 @@ class BNLSTMCell(keras.layers.Layer):
             the sequence length `BNLSTM` is built with).
         momentum: Momentum of the moving statistics, in ``[0, 1)``.
         epsilon: Positive float added to the variances.
-        gamma_initializer: Initializer of the three gammas (0.1).
+        gamma_initializer: Initializer of the three gammas (``None``:
+            ``Constant(0.1)``).
         beta_initializer: Initializer of the cell-state BN's beta.
         **kwargs: Base layer keyword arguments.
 
@@ -107,16 +108,12 @@ class BNLSTMCell(keras.layers.Layer):
         max_timesteps=None,
         momentum=0.99,
         epsilon=1e-3,
-        gamma_initializer=initializers.Constant(0.1),
+        gamma_initializer=None,
         beta_initializer="zeros",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            isinstance(units, bool)
-            or not isinstance(units, int)
-            or units < 1
-        ):
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(
                 f"Argument `units` must be a positive integer. "
                 f"Received: units={units!r}"
@@ -146,7 +143,10 @@ class BNLSTMCell(keras.layers.Layer):
         )
         self.momentum = check_momentum(momentum)
         self.epsilon = check_positive_float("epsilon", epsilon)
-        self.gamma_initializer = initializers.get(gamma_initializer)
+        # The paper's gamma 0.1: with 1, tanh saturates (see the docstring).
+        self.gamma_initializer = initializers.get(
+            gamma_initializer or initializers.Constant(0.1)
+        )
         self.beta_initializer = initializers.get(beta_initializer)
         self.state_size = [units, units, 1]
         self.output_size = units
@@ -169,7 +169,6 @@ class BNLSTMCell(keras.layers.Layer):
             "recurrent_normalization", False
         )
         self.cell_normalization = normalization("cell_normalization", True)
-        self._collecting_statistics = False
 
     def build(self, input_shape):
         if self.max_timesteps is None:
@@ -340,9 +339,7 @@ class BNLSTMCell(keras.layers.Layer):
             "max_timesteps": self.max_timesteps,
             "momentum": self.momentum,
             "epsilon": self.epsilon,
-            "gamma_initializer": initializers.serialize(
-                self.gamma_initializer
-            ),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
             "beta_initializer": initializers.serialize(self.beta_initializer),
         }
 
@@ -489,7 +486,9 @@ class BNLSTM(keras.layers.RNN):
         recurrent_dropout_mask = None
         if training and cell.recurrent_dropout:
             recurrent_dropout_mask = keras.random.dropout(
-                ops.ones_like(h), cell.recurrent_dropout, seed=cell.seed_generator
+                ops.ones_like(h),
+                cell.recurrent_dropout,
+                seed=cell.seed_generator,
             )
         # BN(W_x x_t) for every step at once, in processing order; it
         # updates its own per-step moving statistics.
@@ -516,7 +515,9 @@ class BNLSTM(keras.layers.RNN):
             if mask_t is not None:
                 keep = mask_t[:, None]
                 new_output = ops.where(
-                    keep, new_h, ops.zeros_like(new_h) if zero_output else output
+                    keep,
+                    new_h,
+                    ops.zeros_like(new_h) if zero_output else output,
                 )
                 new_h = ops.where(keep, new_h, h)
                 new_c = ops.where(keep, new_c, c)
@@ -569,7 +570,9 @@ class BNLSTM(keras.layers.RNN):
         return outputs
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
-        shapes = super().compute_output_shape(sequences_shape, initial_state_shape)
+        shapes = super().compute_output_shape(
+            sequences_shape, initial_state_shape
+        )
         if self.return_state:
             return shapes[:3]
         return shapes

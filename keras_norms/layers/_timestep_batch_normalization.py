@@ -250,10 +250,12 @@ class RecurrentBatchNormalization(TimestepBatchNormalization):
 
     def __init__(
         self,
-        gamma_initializer=initializers.Constant(0.1),
+        gamma_initializer=None,
         center=False,
         **kwargs,
     ):
         super().__init__(
-            gamma_initializer=gamma_initializer, center=center, **kwargs
+            gamma_initializer=gamma_initializer or initializers.Constant(0.1),
+            center=center,
+            **kwargs,
         )

@@ -4,11 +4,21 @@ Layers gather their weights and call into these functions; users can call
 them directly, e.g. inside a custom layer or a JAX/torch training loop.
 """
 
+from keras_norms.ops._activations import prelu as prelu
+from keras_norms.ops._folding import (
+    fold_batch_normalization_weights as fold_batch_normalization_weights,
+)
+from keras_norms.ops._local_response import (
+    local_response_norm as local_response_norm,
+)
 from keras_norms.ops._normalization import (
     batch_normalization as batch_normalization,
 )
 from keras_norms.ops._normalization import (
     batch_normalization_training as batch_normalization_training,
+)
+from keras_norms.ops._normalization import (
+    broadcast_parameter as broadcast_parameter,
 )
 from keras_norms.ops._normalization import (
     group_normalization as group_normalization,
@@ -22,3 +32,11 @@ from keras_norms.ops._normalization import (
 )
 from keras_norms.ops._normalization import normalize as normalize
 from keras_norms.ops._normalization import standardize as standardize
+from keras_norms.ops._timestep import step_statistics as step_statistics
+from keras_norms.ops._timestep import (
+    update_step_statistics as update_step_statistics,
+)
+from keras_norms.ops._weight_normalization import kernel_norm as kernel_norm
+from keras_norms.ops._weight_normalization import (
+    weight_normalization as weight_normalization,
+)

@@ -98,7 +98,11 @@ def _combine_across_replicas(deviation, mean, variance, count, all_gather):
     count = ops.broadcast_to(count, ops.shape(mean))
     local = ops.stack([count, mean, variance * count])
     gathered = all_gather(local)  # (replicas, 3, *statistics shape)
-    counts, means, second_moments = gathered[:, 0], gathered[:, 1], gathered[:, 2]
+    counts, means, second_moments = (
+        gathered[:, 0],
+        gathered[:, 1],
+        gathered[:, 2],
+    )
     total = ops.sum(counts, axis=0)
     divisor = ops.where(total > 1.0, total, 1.0)
     # Offsets from this replica's mean are small numbers: no cancellation.

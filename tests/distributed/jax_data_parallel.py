@@ -7,15 +7,17 @@ import os
 
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=4"
 )
 
-import common  # noqa: E402
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_norms  # noqa: E402
+
+import common  # noqa: E402
 
 assert len(jax.devices()) == 4, jax.devices()
 keras.distribution.set_distribution(

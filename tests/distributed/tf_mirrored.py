@@ -13,10 +13,10 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 3
 )
 
-import common  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_norms  # noqa: E402
+
+import common  # noqa: E402
 
 SIZES = [5, 3, 0]
 
@@ -71,7 +71,8 @@ def run(synchronized):
     )
     # Every replica's copy of the moving statistics.
     moving_means = [
-        v.numpy() for v in strategy.experimental_local_results(layer.moving_mean.value)
+        v.numpy()
+        for v in strategy.experimental_local_results(layer.moving_mean.value)
     ]
     return outputs, input_gradients, gamma_gradient, beta_gradient, moving_means
 

@@ -22,9 +22,9 @@ def worker(rank, world_size, port):
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
-        import common
-
         import keras_norms
+
+        import common
 
         batches = common.replica_batches(SIZES)
         weights = common.upstream(batches)
@@ -48,7 +48,9 @@ def worker(rank, world_size, port):
                     )
                     common.check("local outputs", y.detach(), local_y)
                     common.check(
-                        "local moving mean", layer.moving_mean.numpy(), local_mean
+                        "local moving mean",
+                        layer.moving_mean.numpy(),
+                        local_mean,
                     )
                 continue
             loss = (y * torch.tensor(weights[rank])).sum()
@@ -74,11 +76,12 @@ def worker(rank, world_size, port):
 
 def check_timestep_batch_normalization(rank):
     """Per-time-step statistics are global too."""
-    import common
     import numpy as np
-    import reference_recurrent
 
     import keras_norms
+
+    import common
+    import reference_recurrent
 
     rng = np.random.default_rng(5)
     sequences = [
