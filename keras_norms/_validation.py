@@ -111,20 +111,6 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_positive_int(name, value):
-    """``value`` must be an int > 0 (bools are rejected); returns it."""
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, bool)
-        or value < 1
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
-
-
 def check_non_negative_float(name, value):
     """``value`` must be a finite real number >= 0; returns it as a float."""
     if not _is_real(value) or not 0 <= value < float("inf"):
@@ -156,20 +142,6 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_non_negative_int(name, value):
-    """``value`` must be an int >= 0 (bools are rejected); returns it."""
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, bool)
-        or value < 0
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be a non-negative integer. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
-
-
 def check_int_list(name, value):
     """``value`` must be an int or a non-empty list/tuple of ints.
 
@@ -187,17 +159,41 @@ def check_int_list(name, value):
     return [int(v) for v in values]
 
 
+def _check_integer(name, value, minimum, description):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be {description}. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_positive_int(name, value):
+    """``value`` must be an int > 0 (bools are rejected); returns it."""
+    return _check_integer(name, value, 1, "a positive integer")
+
+
+def check_non_negative_int(name, value):
+    """``value`` must be an int >= 0 (bools are rejected); returns it."""
+    return _check_integer(name, value, 0, "a non-negative integer")
+
+
 def check_positive_int_or_none(name, value):
     """``None`` or an int >= 1."""
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < 1
-    ):
+    return _check_integer(name, value, 1, "None or a positive integer")
+
+
+def check_rate(name, value):
+    """A dropout-like fraction in [0, 1)."""
+    if not _is_real(value) or not 0 <= value < 1:
         raise ValueError(
-            f"Argument `{name}` must be None or a positive integer. "
+            f"Argument `{name}` must be a number in [0, 1). "
             f"Received: {name}={value!r}"
         )
-    return int(value)
+    return float(value)

@@ -10,20 +10,13 @@ from keras import regularizers
 from keras_norms._api import export
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
+from keras_norms._validation import check_positive_int
 from keras_norms._validation import check_positive_int_or_none
+from keras_norms._validation import check_rate
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
 from keras_norms.ops._normalization import statistics_dtype
-
-
-def _check_rate(name, value):
-    if isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ValueError(
-            f"Argument `{name}` must be a number in [0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 @export
@@ -113,12 +106,7 @@ class BNLSTMCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(
-                f"Argument `units` must be a positive integer. "
-                f"Received: units={units!r}"
-            )
-        self.units = units
+        self.units = check_positive_int("units", units)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
@@ -132,8 +120,8 @@ class BNLSTMCell(keras.layers.Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.recurrent_constraint = constraints.get(recurrent_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = _check_rate("dropout", dropout)
-        self.recurrent_dropout = _check_rate(
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate(
             "recurrent_dropout", recurrent_dropout
         )
         self.seed = seed
@@ -148,8 +136,8 @@ class BNLSTMCell(keras.layers.Layer):
             gamma_initializer or initializers.Constant(0.1)
         )
         self.beta_initializer = initializers.get(beta_initializer)
-        self.state_size = [units, units, 1]
-        self.output_size = units
+        self.state_size = [self.units, self.units, 1]
+        self.output_size = self.units
 
         def normalization(name, center):
             return TimestepBatchNormalization(
