@@ -1,13 +1,14 @@
 # Everything installs into a local virtual environment from constraints.txt.
 #   make demo   train a small model on sklearn's digits with keras_norms layers
 #   make test   ruff, then the full test suite once per Keras backend
+#   make docs   build the documentation site (strict) into site/
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := tensorflow-cpu,jax,torch,test,examples
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format docs bench clean
 
 install: $(STAMP)
 
@@ -30,6 +31,10 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	PYTHON=$(BIN)/python bash scripts/test_matrix.sh
+
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
 
 bench: $(STAMP)
 	for backend in tensorflow jax torch; do \
