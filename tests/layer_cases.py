@@ -19,6 +19,12 @@ LAYER_CASES = {
         lambda: keras_norms.layers.BatchNormalization(axis=1),
         (4, 3, 5, 5),
     ),
+    "batch_renorm": (
+        lambda: keras_norms.layers.BatchNormalization(
+            renorm=True, renorm_clipping={"rmax": 3.0, "dmax": 5.0}
+        ),
+        (6, 4, 3),
+    ),
     "layer_norm": (
         lambda: keras_norms.layers.LayerNormalization(axis=[1, 2]),
         (4, 6, 3),

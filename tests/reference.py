@@ -70,6 +70,23 @@ def moving_average(old, new, momentum):
     return momentum * np.asarray(old) + (1.0 - momentum) * np.asarray(new)
 
 
+def batch_renorm_train(
+    x, renorm_mean, renorm_stddev, gamma, beta, epsilon=1e-3, clipping=None
+):
+    """Batch renormalization (Ioffe, 2017), channels last, Keras's form:
+    ``r = sigma_B / max(sigma_renorm, sqrt(eps))``,
+    ``d = (mu_B - mu_renorm) / max(sigma_renorm, sqrt(eps))``, clipped;
+    ``y = gamma * (x_hat * r + d) + beta``. Returns (y, mean, variance)."""
+    clipping = clipping or {}
+    x_hat, mean, variance, _ = batch_norm_train(x, epsilon=epsilon)
+    sigma = np.maximum(np.asarray(renorm_stddev, np.float64), np.sqrt(epsilon))
+    r = np.sqrt(variance + epsilon) / sigma
+    d = (mean - renorm_mean) / sigma
+    r = np.clip(r, clipping.get("rmin", -np.inf), clipping.get("rmax", np.inf))
+    d = np.clip(d, -clipping.get("dmax", np.inf), clipping.get("dmax", np.inf))
+    return gamma * (x_hat * r + d) + beta, mean, variance
+
+
 def layer_norm(x, axes=-1, gamma=None, beta=None, epsilon=1e-3):
     x = np.asarray(x, np.float64)
     axes = _axes(axes, x.ndim)

@@ -199,3 +199,66 @@ def test_large_mean_data_matches_float64(rng):
     y = BatchNormalization()(x, training=True)
     ref, *_ = reference.batch_norm_train(x)
     np.testing.assert_allclose(to_numpy(y), ref, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "clipping", [None, {"rmax": 1.5, "rmin": 0.8, "dmax": 0.5}]
+)
+def test_batch_renormalization_matches_oracle_over_steps(rng, clipping):
+    layer = BatchNormalization(
+        renorm=True,
+        renorm_clipping=clipping,
+        renorm_momentum=0.6,
+        momentum=0.7,
+    )
+    layer.build((None, 3))
+    gamma, beta = _random_affine(layer, rng)
+    renorm_mean, renorm_stddev = np.zeros(3), np.ones(3)
+    moving_mean, moving_stddev = np.zeros(3), np.ones(3)
+    for step in range(4):
+        x = rng.normal(2.0 * step, 1.0 + step, (16, 3)).astype("float32")
+        y = layer(x, training=True)
+        ref, mean, variance = reference.batch_renorm_train(
+            x, renorm_mean, renorm_stddev, gamma, beta, 1e-3, clipping
+        )
+        np.testing.assert_allclose(to_numpy(y), ref, rtol=1e-4, atol=1e-4)
+        stddev = np.sqrt(variance + 1e-3)
+        renorm_mean = reference.moving_average(renorm_mean, mean, 0.6)
+        renorm_stddev = reference.moving_average(renorm_stddev, stddev, 0.6)
+        moving_mean = reference.moving_average(moving_mean, mean, 0.7)
+        moving_stddev = reference.moving_average(moving_stddev, stddev, 0.7)
+    for name, expected in (
+        ("renorm_mean", renorm_mean),
+        ("renorm_stddev", renorm_stddev),
+        ("moving_mean", moving_mean),
+        ("moving_stddev", moving_stddev),
+        ("moving_variance", moving_stddev**2 - 1e-3),
+    ):
+        np.testing.assert_allclose(
+            to_numpy(getattr(layer, name)),
+            expected,
+            rtol=1e-4,
+            atol=1e-5,
+            err_msg=name,
+        )
+
+
+def test_batch_renormalization_drop_in_for_keras(rng):
+    config = keras.layers.BatchNormalization(
+        renorm=True, renorm_clipping={"rmax": 2.0, "dmax": 1.0}
+    ).get_config()
+    ours = BatchNormalization.from_config(config)
+    theirs = keras.layers.BatchNormalization.from_config(config)
+    for layer in (ours, theirs):
+        layer.build((None, 4, 3))
+    assert [w.name for w in ours.weights] == [w.name for w in theirs.weights]
+    for step in range(3):
+        x = rng.normal(step, 2.0, (8, 4, 3)).astype("float32")
+        np.testing.assert_allclose(
+            to_numpy(ours(x, training=True)),
+            to_numpy(theirs(x, training=True)),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+    for a, b in zip(ours.weights, theirs.weights, strict=True):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5)

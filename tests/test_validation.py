@@ -19,7 +19,26 @@ from keras_norms.layers import LayerNormalization
         (lambda: BatchNormalization(momentum=1.0), "momentum=1.0"),
         (lambda: BatchNormalization(momentum=-0.1), "momentum=-0.1"),
         (lambda: BatchNormalization(momentum=0.1j), "momentum=0.1j"),
-        (lambda: BatchNormalization(renorm=True), "renorm=True"),
+        (
+            lambda: BatchNormalization(renorm_clipping={"rmax": 2}),
+            "renorm=False",
+        ),
+        (
+            lambda: BatchNormalization(
+                renorm=True, renorm_clipping={"rmax": 1.0, "rmin": 2.0}
+            ),
+            "rmax must be >= rmin",
+        ),
+        (
+            lambda: BatchNormalization(
+                renorm=True, renorm_clipping={"rmx": 1.0}
+            ),
+            "'rmx'",
+        ),
+        (
+            lambda: BatchNormalization(renorm=True, renorm_momentum=1.0),
+            "renorm_momentum=1.0",
+        ),
         (lambda: LayerNormalization(axis=[]), "axis=\\[\\]"),
         (lambda: LayerNormalization(epsilon=0.0), "epsilon=0.0"),
         (lambda: GroupNormalization(groups=0), "groups=0"),

@@ -15,6 +15,38 @@ from keras_norms.distributed import cross_replica_all_gather
 from keras_norms.layers._base import AffineNormalization
 
 
+def _check_renorm_clipping(renorm, clipping):
+    """Keras's rules for ``renorm_clipping``: keys rmax, rmin, dmax."""
+    if clipping is None:
+        return {}
+    if not renorm:
+        raise ValueError(
+            "Argument `renorm_clipping` needs renorm=True. Received: "
+            f"renorm={renorm!r}, renorm_clipping={clipping!r}"
+        )
+    if not isinstance(clipping, dict) or set(clipping) - {
+        "rmax",
+        "rmin",
+        "dmax",
+    }:
+        raise ValueError(
+            "Argument `renorm_clipping` must be a dict with keys among "
+            f"'rmax', 'rmin', 'dmax'. Received: renorm_clipping={clipping!r}"
+        )
+    rmin, rmax, dmax = (clipping.get(k) for k in ("rmin", "rmax", "dmax"))
+    if rmin is not None and rmax is not None and rmax < rmin:
+        raise ValueError(
+            "In `renorm_clipping`, rmax must be >= rmin. Received: "
+            f"renorm_clipping={clipping!r}"
+        )
+    if dmax is not None and dmax < 0:
+        raise ValueError(
+            "In `renorm_clipping`, dmax must be >= 0. Received: "
+            f"renorm_clipping={clipping!r}"
+        )
+    return dict(clipping)
+
+
 @export
 class BatchNormalization(AffineNormalization):
     r"""Batch normalization (Ioffe & Szegedy, 2015).
@@ -53,10 +85,12 @@ class BatchNormalization(AffineNormalization):
         gamma_regularizer: Optional regularizer for ``gamma``.
         beta_constraint: Optional constraint for ``beta``.
         gamma_constraint: Optional constraint for ``gamma``.
-        renorm: Batch renormalization is not implemented yet; only
-            ``False`` is accepted (kept for signature compatibility).
-        renorm_clipping: Must be ``None`` (see ``renorm``).
-        renorm_momentum: Ignored unless ``renorm`` (see ``renorm``).
+        renorm: Use batch renormalization (Ioffe, 2017), exactly as
+            `keras.layers.BatchNormalization` does (same extra weights
+            ``moving_stddev``, ``renorm_mean``, ``renorm_stddev``).
+        renorm_clipping: Dict with optional keys ``"rmax"``, ``"rmin"``,
+            ``"dmax"`` clipping the corrections ``r`` and ``d``.
+        renorm_momentum: Momentum of the renorm statistics, in ``[0, 1)``.
         synchronized: If ``True``, the batch statistics (and so the moving
             statistics) are global across replicas: one all-gather of each
             replica's count, mean and sum of squared deviations per call,
@@ -139,15 +173,11 @@ class BatchNormalization(AffineNormalization):
         self.axis = check_axis_type(axis)
         self.momentum = check_momentum(momentum)
         self.epsilon = check_positive_float("epsilon", epsilon)
-        if renorm or renorm_clipping is not None:
-            raise ValueError(
-                "Batch renormalization is not implemented in keras_norms "
-                "yet; use keras.layers.BatchNormalization for it. Received: "
-                f"renorm={renorm!r}, renorm_clipping={renorm_clipping!r}"
-            )
-        self.renorm = False
-        self.renorm_clipping = None
-        self.renorm_momentum = renorm_momentum
+        self.renorm = bool(renorm)
+        self.renorm_clipping = _check_renorm_clipping(renorm, renorm_clipping)
+        self.renorm_momentum = check_momentum(
+            renorm_momentum, "renorm_momentum"
+        )
         self.synchronized = bool(synchronized)
         self.unbiased_moving_variance = bool(unbiased_moving_variance)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -176,9 +206,35 @@ class BatchNormalization(AffineNormalization):
             trainable=False,
             autocast=False,
         )
+        if self.renorm:
+            self._build_renorm_weights(shape)
         self.input_spec = InputSpec(
             ndim=len(input_shape), axes={self._channel_axis: shape[0]}
         )
+
+    def _build_renorm_weights(self, shape):
+        """Keras's batch-renormalization weights, with Keras's names."""
+        variance_initializer = self.moving_variance_initializer
+
+        def stddev_initializer(shape, dtype=None):
+            return ops.sqrt(variance_initializer(shape, dtype=dtype))
+
+        for name, initializer in (
+            ("moving_stddev", stddev_initializer),
+            ("renorm_mean", self.moving_mean_initializer),
+            ("renorm_stddev", stddev_initializer),
+        ):
+            setattr(
+                self,
+                name,
+                self.add_weight(
+                    shape=shape,
+                    name=name,
+                    initializer=initializer,
+                    trainable=False,
+                    autocast=False,
+                ),
+            )
 
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable):
@@ -205,20 +261,68 @@ class BatchNormalization(AffineNormalization):
         outputs, mean, variance, count = norm_ops.batch_normalization_training(
             inputs,
             axis=self._channel_axis,
-            offset=self.beta,
-            scale=self.gamma,
+            offset=None if self.renorm else self.beta,
+            scale=None if self.renorm else self.gamma,
             epsilon=self.epsilon,
             mask=mask,
             all_gather=self.cross_replica_all_gather(),
         )
+        if self.renorm:
+            outputs = self._renormalize(outputs, mean, variance)
         if self.unbiased_moving_variance:
             # m / (m - 1); a channel with a single value keeps variance 0.
             variance = (
                 variance * count / ops.where(count > 1.0, count - 1.0, 1.0)
             )
-        self._update_moving_average(self.moving_mean, mean)
-        self._update_moving_average(self.moving_variance, variance)
+        if self.renorm:
+            self._update_renorm_statistics(mean, variance)
+        else:
+            self._update_moving_average(self.moving_mean, mean)
+            self._update_moving_average(self.moving_variance, variance)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _renormalize(self, normalized, mean, variance):
+        """Batch renormalization (Ioffe, 2017): ``x_hat * r + d``, then the
+        affine transform, with the (clipped, constant) corrections
+        ``r = sigma_B / sigma_renorm`` and ``d = (mu_B - mu_renorm) /
+        sigma_renorm``; Keras's formulas and clipping."""
+        floor = self.epsilon**0.5  # no division by ~0 early in training
+        renorm_stddev = ops.convert_to_tensor(self.renorm_stddev)
+        renorm_stddev = ops.where(renorm_stddev > floor, renorm_stddev, floor)
+        r = ops.sqrt(variance + self.epsilon) / renorm_stddev
+        d = (mean - self.renorm_mean) / renorm_stddev
+        clipping = self.renorm_clipping
+        if clipping.get("rmin") is not None:
+            r = ops.where(r > clipping["rmin"], r, clipping["rmin"])
+        if clipping.get("rmax") is not None:
+            r = ops.where(r < clipping["rmax"], r, clipping["rmax"])
+        if clipping.get("dmax") is not None:
+            d = ops.clip(d, -clipping["dmax"], clipping["dmax"])
+        scale, offset = ops.stop_gradient(r), ops.stop_gradient(d)
+        if self.gamma is not None:
+            scale = scale * self.gamma
+            offset = offset * self.gamma
+        if self.beta is not None:
+            offset = offset + self.beta
+        ndim = len(normalized.shape)
+        return ops.cast(normalized, scale.dtype) * norm_ops.broadcast_parameter(
+            scale, ndim, self._channel_axis
+        ) + norm_ops.broadcast_parameter(offset, ndim, self._channel_axis)
+
+    def _update_renorm_statistics(self, mean, variance):
+        """Keras's renorm updates: the renorm pair, the moving mean and the
+        moving *standard deviation*, from which the variance is derived."""
+        stddev = ops.sqrt(variance + self.epsilon)
+        for variable, value, momentum in (
+            (self.renorm_mean, mean, self.renorm_momentum),
+            (self.renorm_stddev, stddev, self.renorm_momentum),
+            (self.moving_mean, mean, self.momentum),
+            (self.moving_stddev, stddev, self.momentum),
+        ):
+            variable.assign(variable * momentum + value * (1.0 - momentum))
+        self.moving_variance.assign(
+            ops.relu(ops.square(self.moving_stddev) - self.epsilon)
+        )
 
     def cross_replica_all_gather(self):
         """The collective for global statistics, or None (see
@@ -245,6 +349,9 @@ class BatchNormalization(AffineNormalization):
             "moving_variance_initializer": initializers.serialize(
                 self.moving_variance_initializer
             ),
+            "renorm": self.renorm,
+            "renorm_clipping": self.renorm_clipping or None,
+            "renorm_momentum": self.renorm_momentum,
             "synchronized": self.synchronized,
             "unbiased_moving_variance": self.unbiased_moving_variance,
         }

@@ -62,6 +62,11 @@ class TimestepBatchNormalization(BatchNormalization):
 
     def __init__(self, max_timesteps=None, **kwargs):
         super().__init__(**kwargs)
+        if self.renorm:
+            raise ValueError(
+                "Batch renormalization is not supported with per-step "
+                "statistics. Received: renorm=True"
+            )
         self.max_timesteps = check_positive_int_or_none(
             "max_timesteps", max_timesteps
         )
