@@ -60,11 +60,11 @@ def check_axis_type(axis, allow_sequence=False):
     )
 
 
-def resolve_axes(axis, input_shape, layer_name, allow_batch_axis=False):
+def resolve_axes(axis, input_shape, layer_name):
     """Non-negative axes of ``axis`` for ``input_shape``; checked at build.
 
-    Raises if an axis is out of range for the input rank, is the batch axis
-    (unless allowed), is repeated, or has an undefined size.
+    Raises if an axis is out of range for the input rank, is the batch axis, is
+    repeated, or has an undefined size.
     """
     ndim = len(input_shape)
     axes = axis if isinstance(axis, list) else [axis]
@@ -77,7 +77,7 @@ def resolve_axes(axis, input_shape, layer_name, allow_batch_axis=False):
                 f"{tuple(input_shape)}). Received: axis={axis}"
             )
         a = a % ndim
-        if a == 0 and not allow_batch_axis:
+        if a == 0:
             raise ValueError(
                 f"Argument `axis` must not be the batch axis 0 of layer "
                 f"'{layer_name}' (input shape {tuple(input_shape)}). "

@@ -21,6 +21,8 @@ which makes ONE such call per normalization.
   ``all_gather=lambda t: jax.lax.all_gather(t, "your_axis")``.
 """
 
+import functools
+
 from keras import backend
 
 
@@ -53,13 +55,21 @@ def _tensorflow_all_gather():
 
 
 def _torch_all_gather():
-    import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
         return None
     if dist.get_world_size() < 2:
         return None
+
+    return _torch_all_gather_function()
+
+
+@functools.cache
+def _torch_all_gather_function():
+    """Differentiable all-gather, defined once (not on every call)."""
+    import torch
+    import torch.distributed as dist
 
     class AllGather(torch.autograd.Function):
         @staticmethod

@@ -270,10 +270,7 @@ class BatchNormalization(AffineNormalization):
         if self.renorm:
             outputs = self._renormalize(outputs, mean, variance)
         if self.unbiased_moving_variance:
-            # m / (m - 1); a channel with a single value keeps variance 0.
-            variance = (
-                variance * count / ops.where(count > 1.0, count - 1.0, 1.0)
-            )
+            variance = norm_ops.unbiased_variance(variance, count)
         if self.renorm:
             self._update_renorm_statistics(mean, variance)
         else:

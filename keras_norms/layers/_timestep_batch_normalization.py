@@ -218,11 +218,8 @@ class TimestepBatchNormalization(BatchNormalization):
             count: Scalar or ``(time,)``: values behind each step.
         """
         if self.unbiased_moving_variance:
-            count_column = ops.reshape(ops.cast(count, variance.dtype), (-1, 1))
-            variance = (
-                variance
-                * count_column
-                / ops.where(count_column > 1.0, count_column - 1.0, 1.0)
+            variance = norm_ops.unbiased_variance(
+                variance, ops.reshape(count, (-1, 1))
             )
         for table, value in (
             (self.moving_mean, mean),

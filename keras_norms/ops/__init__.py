@@ -32,6 +32,9 @@ from keras_norms.ops._normalization import (
 )
 from keras_norms.ops._normalization import normalize as normalize
 from keras_norms.ops._normalization import standardize as standardize
+from keras_norms.ops._normalization import (
+    unbiased_variance as unbiased_variance,
+)
 from keras_norms.ops._timestep import step_statistics as step_statistics
 from keras_norms.ops._timestep import (
     update_step_statistics as update_step_statistics,

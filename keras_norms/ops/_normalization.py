@@ -229,6 +229,16 @@ def standardize(
     return ops.cast(outputs, x.dtype), mean, variance, count
 
 
+def unbiased_variance(variance, count):
+    """``count / (count - 1) * variance`` (Bessel's correction, Ioffe &
+    Szegedy Alg. 2); a statistic from a single value keeps variance 0.
+
+    ``count`` must broadcast against ``variance``.
+    """
+    count = ops.cast(count, variance.dtype)
+    return variance * count / ops.where(count > 1.0, count - 1.0, 1.0)
+
+
 def broadcast_parameter(parameter, ndim, axes):
     """Reshape a parameter of the shape of ``x`` at ``axes`` to rank ndim."""
     if parameter is None:
