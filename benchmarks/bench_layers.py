@@ -1,0 +1,403 @@
+"""Speed and memory of every keras_norms layer against Keras core and the
+backend's native kernels, in one process, interleaved.
+
+Run once per backend (Keras reads ``KERAS_BACKEND`` once per process):
+
+    KERAS_BACKEND=torch python benchmarks/bench_layers.py
+    KERAS_BACKEND=jax python benchmarks/bench_layers.py --tiny   # CI smoke
+
+What is timed: one training step of the layer alone, forward and backward
+(gradients to the input and to every trainable weight, against a random
+upstream gradient), compiled the way users run it: ``jax.jit`` of the
+layer's ``stateless_call`` on JAX, ``tf.function`` on TensorFlow, eager on
+torch. For every size the candidates (ours, Keras core, natives) run one
+after the other in each of ``--repeats`` rounds, so that a slow phase of
+the machine hits them all; a ratio is the median over rounds of the
+per-round ratio ours / theirs (> 1: ours is slower).
+
+Natives are the fused kernels a hand-written model would call:
+``torch.nn.functional.batch_norm`` / ``group_norm`` / ``layer_norm`` /
+``local_response_norm`` (in torch's channels-first layout), TensorFlow's
+fused batch norm and ``tf.nn.local_response_normalization``. JAX has none.
+
+On JAX, the compiled program's temporary memory (XLA ``memory_analysis``)
+is reported as well. Results go to ``benchmarks/results/<backend>.json``
+(``--output``); ``benchmarks/render_results.py`` turns the three files into
+the docs page.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import keras
+import numpy as np
+
+import keras_norms
+
+BACKEND = keras.backend.backend()
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+# --- One training step of a Keras layer, compiled per backend -------------
+
+
+def keras_layer_step(layer, x, upstream):
+    """A no-argument function running forward + backward of ``layer``."""
+    layer.build(x.shape)
+    # LayerNormalization-like layers take no `training` argument.
+    layer.call_kwargs = (
+        {"training": True} if layer._call_has_training_arg else {}
+    )
+    if BACKEND == "jax":
+        return _jax_layer_step(layer, x, upstream)
+    if BACKEND == "tensorflow":
+        return _tensorflow_layer_step(layer, x, upstream)
+    return _torch_layer_step(layer, x, upstream)
+
+
+def _jax_layer_step(layer, x, upstream):
+    import jax
+    import jax.numpy as jnp
+
+    trainable = [v.value for v in layer.trainable_variables]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+    x, upstream = jnp.asarray(x), jnp.asarray(upstream)
+
+    def loss(trainable, x, non_trainable):
+        y, non_trainable = layer.stateless_call(
+            trainable, non_trainable, x, **layer.call_kwargs
+        )
+        return jnp.sum(y * upstream), non_trainable
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+    compiled = grad.lower(trainable, x, non_trainable).compile()
+
+    def step():
+        jax.block_until_ready(compiled(trainable, x, non_trainable))
+
+    step.temporary_bytes = _temporary_bytes(compiled)
+    return step
+
+
+def _temporary_bytes(compiled):
+    try:
+        return int(compiled.memory_analysis().temp_size_in_bytes)
+    except Exception:  # not every XLA client reports it
+        return None
+
+
+def _tensorflow_layer_step(layer, x, upstream):
+    import tensorflow as tf
+
+    x, upstream = tf.constant(x), tf.constant(upstream)
+
+    @tf.function
+    def run():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, **layer.call_kwargs) * upstream)
+        return tape.gradient(loss, [x] + layer.trainable_variables)
+
+    def step():
+        run()[0].numpy()
+
+    return step
+
+
+def _torch_layer_step(layer, x, upstream):
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    upstream = torch.tensor(upstream)
+    weights = [v.value for v in layer.trainable_variables]
+
+    def step():
+        for tensor in [x] + weights:
+            tensor.grad = None
+        (layer(x, **layer.call_kwargs) * upstream).sum().backward()
+
+    return step
+
+
+# --- Native kernels ---------------------------------------------------------
+
+
+def native_step(kind, x, upstream, **options):
+    """Forward + backward of the backend's fused kernel, or None."""
+    if BACKEND == "torch":
+        return _torch_native(kind, x, upstream, **options)
+    if BACKEND == "tensorflow":
+        return _tensorflow_native(kind, x, upstream, **options)
+    return None
+
+
+def _torch_native(kind, x, upstream, groups=None, size=5):
+    import torch
+    import torch.nn.functional as F
+
+    if kind == "layer_norm":
+        first = x  # normalizes the trailing axis: same layout as Keras
+        up = upstream
+    else:  # torch's layout: channels first
+        first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+        up = np.ascontiguousarray(np.moveaxis(upstream, -1, 1))
+    channels = x.shape[-1]
+    t = torch.tensor(first, requires_grad=True)
+    up = torch.tensor(up)
+    weight = torch.ones(channels, requires_grad=True)
+    bias = torch.zeros(channels, requires_grad=True)
+    mean, var = torch.zeros(channels), torch.ones(channels)
+    kernels = {
+        "batch_norm": lambda: F.batch_norm(
+            t, mean, var, weight, bias, True, 0.01, 1e-3
+        ),
+        "group_norm": lambda: F.group_norm(t, groups, weight, bias, 1e-3),
+        "layer_norm": lambda: F.layer_norm(t, (channels,), weight, bias, 1e-3),
+        "local_response_norm": lambda: F.local_response_norm(
+            t, size, 1e-4, 0.75, 2.0
+        ),
+    }
+    if kind not in kernels:
+        return None
+    kernel = kernels[kind]
+
+    def step():
+        for tensor in (t, weight, bias):
+            tensor.grad = None
+        (kernel() * up).sum().backward()
+
+    return step
+
+
+def _tensorflow_native(kind, x, upstream, size=5, **_):
+    import tensorflow as tf
+
+    channels = x.shape[-1]
+    if x.ndim not in (2, 4):
+        return None
+    shape4 = x.shape if x.ndim == 4 else (x.shape[0], 1, 1, channels)
+    t = tf.constant(x.reshape(shape4))
+    up = tf.constant(upstream.reshape(shape4))
+    scale, offset = tf.ones((channels,)), tf.zeros((channels,))
+    if kind == "batch_norm":
+
+        def kernel(t):
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                t, scale, offset, epsilon=1e-3, is_training=True
+            )
+            return y
+
+    elif kind == "local_response_norm" and x.ndim == 4:
+        radius = size // 2
+
+        def kernel(t):
+            return tf.nn.local_response_normalization(
+                t, radius, 2.0, 1e-4 / size, 0.75
+            )
+
+    else:
+        return None
+
+    @tf.function
+    def run():
+        with tf.GradientTape() as tape:
+            tape.watch([t, scale, offset])
+            loss = tf.reduce_sum(kernel(t) * up)
+        return tape.gradient(loss, [t, scale, offset])
+
+    def step():
+        run()[0].numpy()
+
+    return step
+
+
+# --- The cases ----------------------------------------------------------------
+
+L = keras_norms.layers
+K = keras.layers
+
+
+def conv_sizes(tiny):
+    if tiny:
+        return [(2, 4, 4, 8)]
+    return [(8, 14, 14, 32), (32, 28, 28, 64), (64, 28, 28, 128)]
+
+
+def dense_sizes(tiny):
+    if tiny:
+        return [(4, 8)]
+    return [(64, 256), (256, 1024), (1024, 1024)]
+
+
+def sequence_sizes(tiny, features=64):
+    if tiny:
+        return [(2, 3, 4)]
+    return [(32, t, features) for t in (16, 64, 256)]
+
+
+def cases(tiny):
+    """(name, sizes, ours, core, native kind, native options, axis)."""
+    return [
+        ("BN conv NHWC", conv_sizes(tiny), lambda: L.BatchNormalization(),
+         lambda: K.BatchNormalization(), "batch_norm", {}, -1),
+        ("BN conv NCHW", conv_sizes(tiny),
+         lambda: L.BatchNormalization(axis=1),
+         lambda: K.BatchNormalization(axis=1), "batch_norm", {}, 1),
+        ("BN dense", dense_sizes(tiny), lambda: L.BatchNormalization(),
+         lambda: K.BatchNormalization(), "batch_norm", {}, -1),
+        ("LN", sequence_sizes(tiny, 256 if not tiny else 4),
+         lambda: L.LayerNormalization(),
+         lambda: K.LayerNormalization(), "layer_norm", {}, -1),
+        ("GN", conv_sizes(tiny),
+         lambda: L.GroupNormalization(groups=4),
+         lambda: K.GroupNormalization(groups=4), "group_norm",
+         {"groups": 4}, -1),
+        ("LRN across", conv_sizes(tiny),
+         lambda: L.LocalResponseNormalization(k=2.0), None,
+         "local_response_norm", {"size": 5}, -1),
+        ("LRN within", conv_sizes(tiny),
+         lambda: L.LocalResponseNormalization(
+             k=2.0, size=3, mode="within_channel"), None, None, {}, -1),
+        ("PReLU", conv_sizes(tiny), lambda: L.PReLU(),
+         lambda: K.PReLU(), None, {}, -1),
+        ("TimestepBN", sequence_sizes(tiny),
+         lambda: L.TimestepBatchNormalization(),
+         lambda: K.BatchNormalization(), None, {}, -1),
+        ("BNLSTM", sequence_sizes(tiny, 32 if not tiny else 4),
+         lambda: L.BNLSTM(64 if not tiny else 4, return_sequences=True),
+         lambda: K.LSTM(64 if not tiny else 4, return_sequences=True),
+         None, {}, -1),
+    ]  # fmt: skip
+
+
+# --- Measurement --------------------------------------------------------------
+
+
+def interleaved(steps, repeats):
+    """Seconds of each step per round, the steps taking turns."""
+    for step in steps.values():
+        step()  # warm-up: tracing, compilation, allocators
+        step()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def to_layout(x, axis):
+    return x if axis == -1 else np.ascontiguousarray(np.moveaxis(x, -1, 1))
+
+
+def run_case(case, repeats, rng):
+    name, sizes, ours, core, native_kind, native_options, axis = case
+    rows = []
+    for size in sizes:
+        x = rng.normal(size=size).astype("float32")
+        upstream = rng.normal(size=size).astype("float32")
+        xl, ul = to_layout(x, axis), to_layout(upstream, axis)
+        steps = {"ours": keras_layer_step(ours(), xl, ul)}
+        if core is not None:
+            steps["core"] = keras_layer_step(core(), xl, ul)
+        if native_kind is not None:
+            native = native_step(native_kind, x, upstream, **native_options)
+            if native is not None:
+                steps["native"] = native
+        if name == "BNLSTM":  # LSTM outputs have another shape
+            steps = _recurrent_steps(ours, core, x, rng)
+        times = interleaved(steps, repeats)
+        row = {
+            "layer": name,
+            "shape": list(size),
+            "median_ms": {
+                k: 1e3 * statistics.median(v) for k, v in times.items()
+            },
+        }
+        for other in ("core", "native"):
+            if other in times:
+                row[f"vs_{other}"] = statistics.median(
+                    a / b
+                    for a, b in zip(times["ours"], times[other], strict=True)
+                )
+        memory = {
+            k: getattr(s, "temporary_bytes", None) for k, s in steps.items()
+        }
+        if any(v is not None for v in memory.values()):
+            row["temporary_MiB"] = {
+                k: v / 2**20 for k, v in memory.items() if v is not None
+            }
+        rows.append(row)
+        print(_format_row(row), flush=True)
+    return rows
+
+
+def _recurrent_steps(ours, core, x, rng):
+    steps = {}
+    for key, factory in (("ours", ours), ("core", core)):
+        layer = factory()
+        output_shape = layer.compute_output_shape(x.shape)
+        upstream = rng.normal(size=output_shape).astype("float32")
+        steps[key] = keras_layer_step(layer, x, upstream)
+    return steps
+
+
+def _format_row(row):
+    ms = "  ".join(f"{k} {v:7.2f} ms" for k, v in row["median_ms"].items())
+    ratios = "  ".join(
+        f"{k} {row[k]:.2f}" for k in ("vs_core", "vs_native") if k in row
+    )
+    memory = row.get("temporary_MiB")
+    memory = (
+        "  temp MiB " + " ".join(f"{k} {v:.1f}" for k, v in memory.items())
+        if memory
+        else ""
+    )
+    shape = str(tuple(row["shape"]))
+    return f"{row['layer']:<13} {shape:<18} {ms}  {ratios}{memory}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--tiny", action="store_true", help="CI smoke run")
+    parser.add_argument("--only", help="run layers whose name contains this")
+    parser.add_argument("--output", help="JSON path (default: results/)")
+    args = parser.parse_args()
+    if args.tiny:
+        args.repeats = min(args.repeats, 2)
+    rng = np.random.default_rng(0)
+    print(
+        f"backend {BACKEND}, keras {keras.__version__}, {args.repeats} rounds"
+    )
+    rows = []
+    for case in cases(args.tiny):
+        if args.only and args.only.lower() not in case[0].lower():
+            continue
+        rows += run_case(case, args.repeats, rng)
+    result = {
+        "backend": BACKEND,
+        "keras": keras.__version__,
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+        "repeats": args.repeats,
+        "rows": rows,
+    }
+    output = args.output
+    if output is None and not args.tiny and not args.only:
+        os.makedirs(RESULTS, exist_ok=True)
+        output = os.path.join(RESULTS, f"{BACKEND}.json")
+    if output:
+        with open(output, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
