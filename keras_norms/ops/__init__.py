@@ -4,6 +4,7 @@ Layers gather their weights and call into these functions; users can call
 them directly, e.g. inside a custom layer or a JAX/torch training loop.
 """
 
+from keras_norms.backend import reference_only as reference_only
 from keras_norms.ops._activations import prelu as prelu
 from keras_norms.ops._folding import (
     fold_batch_normalization_weights as fold_batch_normalization_weights,

@@ -18,6 +18,8 @@ the large mean is never subtracted twice.
 from keras import backend
 from keras import ops
 
+from keras_norms.backend import fast_path
+
 
 def statistics_dtype(dtype):
     """The dtype statistics are computed in: float64 for float64, else float32.
@@ -112,6 +114,19 @@ def _combine_across_replicas(deviation, mean, variance, count, all_gather):
         second_moments + counts * ops.square(offsets - shift), axis=0
     )
     return deviation - shift, mean + shift, second_moment / divisor, total
+
+
+def _dispatch(name, *args):
+    """The backend's fast path for ``name`` on these arguments, or None."""
+    function = fast_path(name)
+    if function is None:
+        return None
+    result = function(*args)
+    return None if result is NotImplemented else result
+
+
+def _tensor_or_none(value):
+    return None if value is None else ops.convert_to_tensor(value)
 
 
 def _affine(deviation, variance, scale, offset, epsilon):
@@ -299,10 +314,24 @@ def batch_normalization_training(
         ``(outputs, mean, variance, count)``: the statistics are per-channel
         vectors (at least float32); ``count`` is the number of values behind
         each channel's statistics (a vector, or a scalar without mask).
+        The statistics are meant for the moving averages: no gradient
+        flows through them (as with the fused kernels, which this function
+        uses where the backend has one: see `keras_norms.backend`).
     """
     x = ops.convert_to_tensor(x)
     ndim = len(x.shape)
     channel_axis = canonical_axes(axis, ndim)
+    if mask is None and all_gather is None:
+        fast = _dispatch(
+            "batch_normalization_training",
+            x,
+            channel_axis[0],
+            _tensor_or_none(offset),
+            _tensor_or_none(scale),
+            epsilon,
+        )
+        if fast is not None:
+            return fast
     reduction_axes = tuple(i for i in range(ndim) if i not in channel_axis)
     outputs, mean, variance, count = standardize(
         x,
@@ -313,8 +342,10 @@ def batch_normalization_training(
         epsilon=epsilon,
         all_gather=all_gather,
     )
-    mean = ops.reshape(mean, (-1,))
-    variance = ops.reshape(variance, (-1,))
+    # The statistics feed the moving averages; like the fused kernels'
+    # statistics they carry no gradient.
+    mean = ops.stop_gradient(ops.reshape(mean, (-1,)))
+    variance = ops.stop_gradient(ops.reshape(variance, (-1,)))
     if mask is not None or all_gather is not None:
         count = ops.reshape(count, (-1,))
     return outputs, mean, variance, count
@@ -327,6 +358,16 @@ def layer_normalization(x, axis=-1, offset=None, scale=None, epsilon=1e-3):
     """
     x = ops.convert_to_tensor(x)
     ndim = len(x.shape)
+    fast = _dispatch(
+        "layer_normalization",
+        x,
+        canonical_axes(axis, ndim),
+        _tensor_or_none(offset),
+        _tensor_or_none(scale),
+        epsilon,
+    )
+    if fast is not None:
+        return fast
     outputs, _, _, _ = standardize(
         x,
         axis,
@@ -359,6 +400,17 @@ def group_normalization(
             "Argument `groups` must divide the number of channels. "
             f"Received: groups={groups}, channels={channels}"
         )
+    fast = _dispatch(
+        "group_normalization",
+        x,
+        groups,
+        axis,
+        _tensor_or_none(offset),
+        _tensor_or_none(scale),
+        epsilon,
+    )
+    if fast is not None:
+        return fast
     # (..., channels, ...) -> (..., groups, channels // groups, ...)
     shape = list(ops.shape(x))
     shape[0] = -1

@@ -1,0 +1,66 @@
+"""Per-backend fast paths behind `keras_norms.ops`.
+
+Each backend package (``backend/torch``, ``backend/tensorflow``,
+``backend/jax``) may implement some of the functions named in
+`FAST_PATHS` with the backend's own kernels. `keras_norms.ops` asks
+`fast_path(name)` for one and falls back to its keras.ops reference
+implementation when there is none, or when the function returns
+``NotImplemented`` for the arguments it was given (decided from static
+facts only: rank, dtype, shapes, never tensor values, so it traces under
+``jit``). Layers never ask which backend runs.
+
+Every fast path computes exactly the reference's semantics: the same
+outputs, gradients to every input, and statistics stable on data whose
+mean is large next to its spread. The tests compare each against the
+reference and the NumPy oracle.
+"""
+
+import contextlib
+import importlib
+
+import keras
+
+FAST_PATHS = (
+    "batch_normalization_training",
+    "layer_normalization",
+    "group_normalization",
+)
+
+_enabled = True
+
+
+def fast_path(name):
+    """The current backend's implementation of ``name``, or None."""
+    if not _enabled:
+        return None
+    module = _backend_module()
+    return getattr(module, name, None) if module is not None else None
+
+
+def _backend_module():
+    name = keras.backend.backend()
+    if name not in ("torch", "tensorflow", "jax"):
+        return None
+    return importlib.import_module(f"keras_norms.backend.{name}")
+
+
+@contextlib.contextmanager
+def reference_only():
+    """Run `keras_norms.ops` on its keras.ops reference implementation.
+
+    Inside the block no backend fast path is used (also when a function is
+    traced for ``jit`` inside it). For comparisons and debugging:
+
+    >>> import numpy as np, keras_norms
+    >>> x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    >>> with keras_norms.ops.reference_only():
+    ...     y, mean, variance, count = (
+    ...         keras_norms.ops.batch_normalization_training(x)
+    ...     )
+    """
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous

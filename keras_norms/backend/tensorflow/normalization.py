@@ -1,0 +1,54 @@
+"""Training-mode batch normalization on TensorFlow's fused kernel.
+
+``FusedBatchNormV3`` computes the statistics, the output and (in its
+gradient) the closed-form backward in a few passes, on CPU, GPU and under
+XLA. Like torch's kernels it loses digits on data whose mean is large next
+to its spread, so it sees ``x - shift`` with ``shift`` one value of each
+channel (see ``backend/torch/normalization.py``): exact for the output and
+the gradient, one elementwise pass. It returns the *unbiased* batch
+variance; the biased one is recovered from the count.
+
+Applies to float32 inputs with the channels last (any rank: the other axes
+are flattened, a free reshape) or first in a rank-4 input (NCHW).
+"""
+
+import tensorflow as tf
+
+
+def batch_normalization_training(x, channel_axis, offset, scale, epsilon):
+    ndim = x.shape.rank
+    if x.dtype != tf.float32:
+        return NotImplemented
+    channels = x.shape[channel_axis]
+    if channel_axis == ndim - 1:
+        data_format = "NHWC"
+        fused_input = tf.reshape(x, (-1, 1, 1, channels))
+        first = fused_input[:1]
+    elif channel_axis == 1 and ndim == 4:
+        data_format = "NCHW"
+        fused_input = x
+        first = x[:1, :, :1, :1]
+    else:
+        return NotImplemented
+    # A sum over at most one value: the first one, or 0 for an empty batch
+    # (a replica may hold no sample).
+    shift = tf.stop_gradient(tf.reduce_sum(first, axis=0, keepdims=True))
+    if scale is None:
+        scale = tf.ones((channels,), tf.float32)
+    if offset is None:
+        offset = tf.zeros((channels,), tf.float32)
+    outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
+        x=fused_input - shift,
+        scale=tf.cast(scale, tf.float32),
+        offset=tf.cast(offset, tf.float32),
+        mean=tf.zeros((0,), tf.float32),
+        variance=tf.zeros((0,), tf.float32),
+        epsilon=epsilon,
+        data_format=data_format,
+        is_training=True,
+    )
+    count = tf.cast(tf.size(x) // channels, tf.float32)
+    variance = tf.where(count > 1.0, unbiased * (count - 1.0) / count, 0.0)
+    # Statistics of an empty batch are 0, as in the reference.
+    mean = tf.where(count > 0.0, mean + tf.reshape(shift, (-1,)), 0.0)
+    return tf.reshape(outputs, tf.shape(x)), mean, variance, count
