@@ -1,38 +1,95 @@
 """Argument checks shared by the layers: early, clear errors.
 
-Each message names the argument and ends with the received value, so a user
-sees at construction (or build) time what to fix.
+Each message names the argument and ends with the received value (its
+``repr``), so a user sees at construction (or build) time what to fix. Every
+check raises ``ValueError``, whatever is wrong (type or range), as Keras's
+own layers do.
 """
 
+import math
 import numbers
+
+import numpy as np
+
+
+def _as_float(value):
+    """``value`` as a float, or None if it is not a real number.
+
+    Bools are not numbers here (``epsilon=True`` is a mistake), and an int
+    too large for a float (``10**400``) is not a usable number either.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, numbers.Real
+    ):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _reject(name, description, value):
+    raise ValueError(
+        f"Argument `{name}` must be {description}. Received: {name}={value!r}"
+    )
+
+
+def check_bool(name, value):
+    """``value`` must be a bool (Python or NumPy); returns a Python bool.
+
+    Nothing else is converted: ``bool("False")`` is True, so a string (or
+    0/1, or None) passed for a flag is an error rather than a silent switch.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        _reject(name, "a boolean (True or False)", value)
+    return bool(value)
 
 
 def check_positive_float(name, value):
-    """``value`` must be a real number > 0; returns it as a float."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not value > 0
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be a positive number. "
-            f"Received: {name}={value!r}"
+    """``value`` must be a finite real number > 0; returns it as a float."""
+    number = _as_float(value)
+    if number is None or not 0 < number < math.inf:
+        _reject(name, "a finite positive number", value)
+    return number
+
+
+def check_squarable_float(name, value, positive=False):
+    """A gain or slope that enters a variance squared; returns a float.
+
+    It must be finite with a finite square (``1e200 ** 2`` overflows); with
+    ``positive``, it must be > 0 with a square > 0 (``1e-200 ** 2`` is 0).
+    """
+    number = _as_float(value)
+    square = None if number is None else number * number
+    if positive:
+        if number is None or not (number > 0 and 0 < square < math.inf):
+            _reject(
+                name,
+                "a positive number whose square is a positive finite float "
+                "(between about 1e-154 and 1e154)",
+                value,
+            )
+    elif number is None or not square < math.inf:
+        _reject(
+            name,
+            "a finite number whose square is finite (|value| below about "
+            "1e154)",
+            value,
         )
-    return float(value)
+    return number
 
 
 def check_momentum(value, name="momentum"):
     """Moving-average momentum (weight of the old value) in [0, 1)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 <= value < 1
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be a number in [0, 1) (the weight of "
-            f"the old value in the moving average). Received: {name}={value!r}"
+    number = _as_float(value)
+    if number is None or not 0 <= number < 1:
+        _reject(
+            name,
+            "a number in [0, 1) (the weight of the old value in the moving "
+            "average)",
+            value,
         )
-    return float(value)
+    return number
 
 
 def check_axis_type(axis, allow_sequence=False):
@@ -107,28 +164,20 @@ def check_min_rank(input_shape, min_rank, layer_name):
         )
 
 
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def check_non_negative_float(name, value):
     """``value`` must be a finite real number >= 0; returns it as a float."""
-    if not _is_real(value) or not 0 <= value < float("inf"):
-        raise ValueError(
-            f"Argument `{name}` must be a non-negative number. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+    number = _as_float(value)
+    if number is None or not 0 <= number < math.inf:
+        _reject(name, "a finite non-negative number", value)
+    return number
 
 
 def check_finite_float(name, value):
     """``value`` must be a finite real number; returns it as a float."""
-    if not _is_real(value) or not abs(value) < float("inf"):
-        raise ValueError(
-            f"Argument `{name}` must be a finite number. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+    number = _as_float(value)
+    if number is None or not math.isfinite(number):
+        _reject(name, "a finite number", value)
+    return number
 
 
 def check_choice(name, value, choices):
@@ -191,9 +240,30 @@ def check_positive_int_or_none(name, value):
 
 def check_rate(name, value):
     """A dropout-like fraction in [0, 1)."""
-    if not _is_real(value) or not 0 <= value < 1:
+    number = _as_float(value)
+    if number is None or not 0 <= number < 1:
+        _reject(name, "a number in [0, 1)", value)
+    return number
+
+
+def check_seed(name, value):
+    """``None`` or an int (bools are rejected): a seed for random ops."""
+    if value is None:
+        return None
+    return _check_integer(name, value, -math.inf, "None or an integer")
+
+
+def get_keras_object(name, value, module):
+    """``module.get(value)`` with an error that names the argument.
+
+    ``module`` is `keras.initializers`, ``regularizers``, ``constraints`` or
+    ``activations``, whose own message does not say which argument was bad.
+    """
+    try:
+        return module.get(value)
+    except (ValueError, TypeError) as error:
+        kind = module.__name__.rsplit(".", 1)[-1]
         raise ValueError(
-            f"Argument `{name}` must be a number in [0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+            f"Argument `{name}` is not a valid identifier or object of "
+            f"keras.{kind} ({error}). Received: {name}={value!r}"
+        ) from error

@@ -16,6 +16,10 @@ Unlike `keras.initializers.HeNormal` / ``GlorotNormal``, which draw from a
 normal truncated at two standard deviations (rescaled so the variance is
 still ``scale / n``), the normal here is *not* truncated, as in the papers
 and in PyTorch's ``kaiming_normal_`` / ``xavier_normal_``.
+
+Unlike Keras 3's random initializers, an *unseeded* instance draws new
+values on every call, so one instance shared by several layers does not
+give them identical weights (see `VarianceScaling`).
 """
 
 import math
@@ -26,8 +30,8 @@ import keras
 
 from keras_norms._api import export
 from keras_norms._validation import check_choice
-from keras_norms._validation import check_finite_float
 from keras_norms._validation import check_positive_float
+from keras_norms._validation import check_squarable_float
 
 FAN_MODES = ("fan_in", "fan_out")
 
@@ -85,7 +89,7 @@ def calculate_gain(nonlinearity, param=None):
     """
     check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else check_finite_float("param", param)
+        slope = 0.01 if param is None else check_squarable_float("param", param)
         return math.sqrt(2.0 / (1.0 + slope**2))
     if param is not None:
         raise ValueError(
@@ -129,10 +133,22 @@ class VarianceScaling(keras.initializers.Initializer):
 
     ``n`` is the fan-in, the fan-out or their average (``mode``); the
     distribution is an *untruncated* normal or the uniform distribution on
-    ``[-sqrt(3 scale / n), sqrt(3 scale / n)]``. Seeds behave as in Keras's
-    random initializers: an int (or ``None``, which picks one at
-    construction) gives the same values on every call; pass a
-    `keras.random.SeedGenerator` for new values on each call.
+    ``[-sqrt(3 scale / n), sqrt(3 scale / n)]``.
+
+    Seeds:
+
+    - an int gives the same values on every call (as in Keras), so one
+      int-seeded instance shared by several layers gives them identical
+      weights: give each layer its own seed or instance;
+    - ``None`` (unseeded) draws *new* values on every call. Keras 3's
+      unseeded initializers repeat their first values instead, so one
+      instance shared by several layers silently gives them all the same
+      weights (a deep stack built that way barely trains); Keras 2 warned
+      about it. The per-call seeds come from one seed picked with Python's
+      `random` at construction, so `keras.utils.set_random_seed` still
+      makes a model's weights reproducible;
+    - a `keras.random.SeedGenerator` draws new values on each call from
+      that generator.
 
     Args:
 
@@ -149,10 +165,13 @@ class VarianceScaling(keras.initializers.Initializer):
             "distribution", distribution, ("normal", "uniform")
         )
         self._init_seed = seed
+        self._calls = None
         if seed is None:
             # Python's generator, as Keras does, so that
             # keras.utils.set_random_seed makes unseeded models reproducible.
             seed = random.randint(1, 10**9)
+            # Seeds of the calls after the first, derived from the first.
+            self._calls = random.Random(seed)
         elif isinstance(seed, dict):
             seed = keras.saving.deserialize_keras_object(seed)
         elif isinstance(seed, bool) or not isinstance(
@@ -174,15 +193,23 @@ class VarianceScaling(keras.initializers.Initializer):
         }
         return self.scale / fans[self.mode]
 
+    def _call_seed(self):
+        """This call's seed: unseeded instances move to a new one."""
+        seed = self.seed
+        if self._calls is not None:
+            self.seed = self._calls.randint(1, 10**9)
+        return seed
+
     def __call__(self, shape, dtype=None):
         variance = self.variance(shape)
+        seed = self._call_seed()
         if self.distribution == "normal":
             return keras.random.normal(
-                shape, stddev=math.sqrt(variance), dtype=dtype, seed=self.seed
+                shape, stddev=math.sqrt(variance), dtype=dtype, seed=seed
             )
         bound = math.sqrt(3.0 * variance)
         return keras.random.uniform(
-            shape, minval=-bound, maxval=bound, dtype=dtype, seed=self.seed
+            shape, minval=-bound, maxval=bound, dtype=dtype, seed=seed
         )
 
     def get_config(self):
@@ -191,7 +218,8 @@ class VarianceScaling(keras.initializers.Initializer):
 
 class _Xavier(VarianceScaling):
     def __init__(self, distribution, gain=1.0, seed=None):
-        self.gain = check_positive_float("gain", gain)
+        # gain enters squared: 1e200 would overflow, 1e-200 give 0.
+        self.gain = check_squarable_float("gain", gain, positive=True)
         super().__init__(self.gain**2, "fan_avg", distribution, seed=seed)
 
     def get_config(self):
@@ -216,8 +244,11 @@ class XavierUniform(_Xavier):
 
         gain: Positive float ``g`` multiplying the bound (see
             `calculate_gain`; e.g. 5/3 for tanh).
-        seed: ``None``, an int or a `keras.random.SeedGenerator` (see
-            `VarianceScaling`).
+        seed: ``None`` (new values on every call, reproducible under
+            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
+            instance shared by several layers gives each its own
+            weights), an int (the same values on every call) or a
+            `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
 
@@ -249,7 +280,11 @@ class XavierNormal(_Xavier):
 
         gain: Positive float ``g`` multiplying the standard deviation (see
             `calculate_gain`).
-        seed: ``None``, an int or a `keras.random.SeedGenerator`.
+        seed: ``None`` (new values on every call, reproducible under
+            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
+            instance shared by several layers gives each its own
+            weights), an int (the same values on every call) or a
+            `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
 
@@ -273,7 +308,7 @@ class _He(VarianceScaling):
         self, distribution, mode="fan_in", negative_slope=0.0, seed=None
     ):
         check_choice("mode", mode, FAN_MODES)
-        self.negative_slope = check_finite_float(
+        self.negative_slope = check_squarable_float(
             "negative_slope", negative_slope
         )
         scale = 2.0 / (1.0 + self.negative_slope**2)
@@ -313,7 +348,11 @@ class HeNormal(_He):
         negative_slope: Float ``a``, the negative slope of the PReLU /
             leaky ReLU that follows (``0`` for ReLU; He et al. start PReLU
             at ``0.25``).
-        seed: ``None``, an int or a `keras.random.SeedGenerator`.
+        seed: ``None`` (new values on every call, reproducible under
+            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
+            instance shared by several layers gives each its own
+            weights), an int (the same values on every call) or a
+            `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
 
@@ -346,7 +385,11 @@ class HeUniform(_He):
         mode: ``"fan_in"`` or ``"fan_out"`` (see `HeNormal`).
         negative_slope: Float ``a``, the negative slope of the PReLU /
             leaky ReLU that follows (``0`` for ReLU).
-        seed: ``None``, an int or a `keras.random.SeedGenerator`.
+        seed: ``None`` (new values on every call, reproducible under
+            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
+            instance shared by several layers gives each its own
+            weights), an int (the same values on every call) or a
+            `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
 

@@ -5,6 +5,9 @@ from keras import constraints
 from keras import initializers
 from keras import regularizers
 
+from keras_norms._validation import check_bool
+from keras_norms._validation import get_keras_object
+
 
 class AffineNormalization(keras.layers.Layer):
     """Base of the normalization layers with a learned scale and offset.
@@ -28,14 +31,17 @@ class AffineNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.center = bool(center)
-        self.scale = bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.center = check_bool("center", center)
+        self.scale = check_bool("scale", scale)
+        for name, value, module in (
+            ("beta_initializer", beta_initializer, initializers),
+            ("gamma_initializer", gamma_initializer, initializers),
+            ("beta_regularizer", beta_regularizer, regularizers),
+            ("gamma_regularizer", gamma_regularizer, regularizers),
+            ("beta_constraint", beta_constraint, constraints),
+            ("gamma_constraint", gamma_constraint, constraints),
+        ):
+            setattr(self, name, get_keras_object(name, value, module))
         self.supports_masking = True
         self.gamma = None
         self.beta = None

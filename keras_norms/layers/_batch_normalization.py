@@ -1,5 +1,7 @@
 """BatchNormalization: a drop-in for keras.layers.BatchNormalization."""
 
+import numbers
+
 from keras import initializers
 from keras import ops
 from keras.layers import InputSpec
@@ -7,9 +9,11 @@ from keras.layers import InputSpec
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
 from keras_norms._validation import check_axis_type
+from keras_norms._validation import check_bool
 from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
+from keras_norms._validation import get_keras_object
 from keras_norms._validation import resolve_axes
 from keras_norms.distributed import cross_replica_all_gather
 from keras_norms.layers._base import AffineNormalization
@@ -33,6 +37,17 @@ def _check_renorm_clipping(renorm, clipping):
             "Argument `renorm_clipping` must be a dict with keys among "
             f"'rmax', 'rmin', 'dmax'. Received: renorm_clipping={clipping!r}"
         )
+    for key, value in clipping.items():
+        # inf is allowed: it is Keras's default for rmax and dmax (no clip).
+        if value is not None and not (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and value == value  # not NaN
+        ):
+            raise ValueError(
+                f"In `renorm_clipping`, {key} must be None or a number (not "
+                f"NaN). Received: renorm_clipping={clipping!r}"
+            )
     rmin, rmax, dmax = (clipping.get(k) for k in ("rmin", "rmax", "dmax"))
     if rmin is not None and rmax is not None and rmax < rmin:
         raise ValueError(
@@ -173,16 +188,24 @@ class BatchNormalization(AffineNormalization):
         self.axis = check_axis_type(axis)
         self.momentum = check_momentum(momentum)
         self.epsilon = check_positive_float("epsilon", epsilon)
-        self.renorm = bool(renorm)
-        self.renorm_clipping = _check_renorm_clipping(renorm, renorm_clipping)
+        self.renorm = check_bool("renorm", renorm)
+        self.renorm_clipping = _check_renorm_clipping(
+            self.renorm, renorm_clipping
+        )
         self.renorm_momentum = check_momentum(
             renorm_momentum, "renorm_momentum"
         )
-        self.synchronized = bool(synchronized)
-        self.unbiased_moving_variance = bool(unbiased_moving_variance)
-        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = initializers.get(
-            moving_variance_initializer
+        self.synchronized = check_bool("synchronized", synchronized)
+        self.unbiased_moving_variance = check_bool(
+            "unbiased_moving_variance", unbiased_moving_variance
+        )
+        self.moving_mean_initializer = get_keras_object(
+            "moving_mean_initializer", moving_mean_initializer, initializers
+        )
+        self.moving_variance_initializer = get_keras_object(
+            "moving_variance_initializer",
+            moving_variance_initializer,
+            initializers,
         )
         self.moving_mean = None
         self.moving_variance = None

@@ -8,11 +8,14 @@ from keras import ops
 from keras import regularizers
 
 from keras_norms._api import export
+from keras_norms._validation import check_bool
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
 from keras_norms._validation import check_positive_int
 from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import check_rate
+from keras_norms._validation import check_seed
+from keras_norms._validation import get_keras_object
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
@@ -107,35 +110,38 @@ class BNLSTMCell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = bool(use_bias)
-        self.unit_forget_bias = bool(unit_forget_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
+        # The paper's gamma 0.1: with 1, tanh saturates (see the docstring).
+        if gamma_initializer is None:
+            gamma_initializer = initializers.Constant(0.1)
+        for name, value, module in (
+            ("activation", activation, activations),
+            ("recurrent_activation", recurrent_activation, activations),
+            ("kernel_initializer", kernel_initializer, initializers),
+            ("recurrent_initializer", recurrent_initializer, initializers),
+            ("bias_initializer", bias_initializer, initializers),
+            ("kernel_regularizer", kernel_regularizer, regularizers),
+            ("recurrent_regularizer", recurrent_regularizer, regularizers),
+            ("bias_regularizer", bias_regularizer, regularizers),
+            ("kernel_constraint", kernel_constraint, constraints),
+            ("recurrent_constraint", recurrent_constraint, constraints),
+            ("bias_constraint", bias_constraint, constraints),
+            ("gamma_initializer", gamma_initializer, initializers),
+            ("beta_initializer", beta_initializer, initializers),
+        ):
+            setattr(self, name, get_keras_object(name, value, module))
         self.dropout = check_rate("dropout", dropout)
         self.recurrent_dropout = check_rate(
             "recurrent_dropout", recurrent_dropout
         )
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = check_seed("seed", seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.max_timesteps = check_positive_int_or_none(
             "max_timesteps", max_timesteps
         )
         self.momentum = check_momentum(momentum)
         self.epsilon = check_positive_float("epsilon", epsilon)
-        # The paper's gamma 0.1: with 1, tanh saturates (see the docstring).
-        self.gamma_initializer = initializers.get(
-            gamma_initializer or initializers.Constant(0.1)
-        )
-        self.beta_initializer = initializers.get(beta_initializer)
         self.state_size = [self.units, self.units, 1]
         self.output_size = self.units
 
@@ -409,6 +415,15 @@ class BNLSTM(keras.layers.RNN):
         stateful=False,
         **kwargs,
     ):
+        return_sequences = check_bool("return_sequences", return_sequences)
+        return_state = check_bool("return_state", return_state)
+        go_backwards = check_bool("go_backwards", go_backwards)
+        stateful = check_bool("stateful", stateful)
+        # keras.layers.RNN's flags, passed through kwargs; the time loop
+        # here ignores unroll, but a non-bool is still a mistake.
+        for name in ("unroll", "zero_output_for_mask"):
+            if name in kwargs:
+                kwargs[name] = check_bool(name, kwargs[name])
         if stateful:
             raise ValueError(
                 "BNLSTM does not support stateful=True (the per-step "

@@ -10,7 +10,9 @@ from keras.layers import InputSpec
 
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
+from keras_norms._validation import check_finite_float
 from keras_norms._validation import check_int_list
+from keras_norms._validation import get_keras_object
 
 
 @export
@@ -74,10 +76,18 @@ class PReLU(keras.layers.Layer):
         if isinstance(alpha_initializer, numbers.Real) and not isinstance(
             alpha_initializer, bool
         ):
-            alpha_initializer = initializers.Constant(float(alpha_initializer))
-        self.alpha_initializer = initializers.get(alpha_initializer)
-        self.alpha_regularizer = regularizers.get(alpha_regularizer)
-        self.alpha_constraint = constraints.get(alpha_constraint)
+            alpha_initializer = initializers.Constant(
+                check_finite_float("alpha_initializer", alpha_initializer)
+            )
+        self.alpha_initializer = get_keras_object(
+            "alpha_initializer", alpha_initializer, initializers
+        )
+        self.alpha_regularizer = get_keras_object(
+            "alpha_regularizer", alpha_regularizer, regularizers
+        )
+        self.alpha_constraint = get_keras_object(
+            "alpha_constraint", alpha_constraint, constraints
+        )
         self.shared_axes = (
             None
             if shared_axes is None

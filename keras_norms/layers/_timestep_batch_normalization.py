@@ -257,7 +257,11 @@ class RecurrentBatchNormalization(TimestepBatchNormalization):
         **kwargs,
     ):
         super().__init__(
-            gamma_initializer=gamma_initializer or initializers.Constant(0.1),
+            gamma_initializer=(
+                initializers.Constant(0.1)
+                if gamma_initializer is None
+                else gamma_initializer
+            ),
             center=center,
             **kwargs,
         )

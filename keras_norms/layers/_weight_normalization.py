@@ -10,6 +10,7 @@ from keras_norms._api import export
 from keras_norms._kernel_layers import KERNEL_LAYER_NAMES
 from keras_norms._kernel_layers import kernel_output_axis
 from keras_norms._kernel_layers import output_channel_axis
+from keras_norms._validation import check_bool
 from keras_norms.ops._folding import kernel_output_axes
 
 # Added to the variance of the pre-activations in the data-dependent
@@ -107,11 +108,7 @@ class WeightNormalization(keras.layers.Wrapper):
                 f"whose layout it knows ({KERNEL_LAYER_NAMES}). Received: "
                 f"layer '{layer.name}' of class {type(layer).__name__}"
             )
-        if not isinstance(data_init, bool):
-            raise ValueError(
-                "Argument `data_init` must be True or False. Received: "
-                f"data_init={data_init!r}"
-            )
+        data_init = check_bool("data_init", data_init)
         if data_init and not layer.use_bias:
             raise ValueError(
                 "The data-dependent initialization of WeightNormalization "

@@ -1,0 +1,327 @@
+"""Every constructor argument of every public layer and initializer, fed
+bad values: wrong type, out of range, inf/NaN.
+
+Each must fail early (constructor, or build where the check needs the
+input shape) with ``ValueError`` (``TypeError`` for a non-layer wrapped by
+`WeightNormalization`, as before), and the message must name the argument
+with the received value, ``name=repr(value)``. A coverage test keeps the
+table complete: a new constructor argument without bad values fails it.
+"""
+
+import inspect
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_norms import initializers
+from keras_norms import layers
+
+INF = math.inf
+NAN = math.nan
+
+# Bad values per kind of argument.
+BAD = {
+    # bool("False") is True: only real booleans are flags.
+    "bool": ["False", 1, 0.0, None],
+    "positive": [0, -1e-3, INF, NAN, "1e-3", True, None, 10**400],
+    "momentum": [1.0, -0.1, INF, NAN, "0.99", True, None, 0.1j],
+    "rate": [1.0, -0.1, INF, NAN, "0.5", True],
+    "initializer": ["no_such_initializer", 3],
+    "regularizer": ["no_such_regularizer", 3],
+    "constraint": ["no_such_constraint", 3],
+    "activation": ["no_such_activation", 3],
+    "positive_int": [0, -1, 2.5, "4", True, None],
+    "positive_int_or_none": [0, -1, 2.5, "10", True],
+    "int_seed": ["a", 1.5, True],
+    "initializer_seed": ["a", 1.5, True, NAN],
+    "axis": ["channels", 1.5, None, True],
+    "axes": ["channels", 1.5, None, [], [1.5], [True]],
+    "groups": [0, -2, 2.0, "4", True, None],
+    "lrn_alpha": [-1e-4, INF, NAN, "1e-4", True],
+    "finite": [INF, -INF, NAN, "0.75", True, None],
+    "lrn_mode": ["across", None, 1],
+    # gain enters squared: 1e200 overflows, 1e-200 underflows to 0.
+    "gain": [0, -1.0, INF, NAN, 1e200, 1e-200, "1", True, None],
+    "slope": [INF, NAN, 1e200, -1e200, "0.25", True, None],
+    "he_mode": ["fan_avg", "in", None],
+    "prelu_alpha": [INF, NAN, "no_such_initializer", True],
+    "shared_axes": [1.5, [], ["1"], [True], "1"],
+    "renorm_clipping": [
+        [1.0, 2.0],
+        {"rmx": 1.0},
+        {"rmax": "3"},
+        {"rmax": NAN},
+        {"dmax": True},
+        {"rmax": 1.0, "rmin": 2.0},
+        {"dmax": -1.0},
+    ],
+}
+
+_AFFINE = {
+    "center": "bool",
+    "scale": "bool",
+    "beta_initializer": "initializer",
+    "gamma_initializer": "initializer",
+    "beta_regularizer": "regularizer",
+    "gamma_regularizer": "regularizer",
+    "beta_constraint": "constraint",
+    "gamma_constraint": "constraint",
+}
+_BATCH = {
+    **_AFFINE,
+    "axis": "axis",
+    "momentum": "momentum",
+    "epsilon": "positive",
+    "moving_mean_initializer": "initializer",
+    "moving_variance_initializer": "initializer",
+    "renorm": "bool",
+    "renorm_clipping": "renorm_clipping",
+    "renorm_momentum": "momentum",
+    "synchronized": "bool",
+    "unbiased_moving_variance": "bool",
+}
+_CELL = {
+    "units": "positive_int",
+    "activation": "activation",
+    "recurrent_activation": "activation",
+    "use_bias": "bool",
+    "kernel_initializer": "initializer",
+    "recurrent_initializer": "initializer",
+    "bias_initializer": "initializer",
+    "unit_forget_bias": "bool",
+    "kernel_regularizer": "regularizer",
+    "recurrent_regularizer": "regularizer",
+    "bias_regularizer": "regularizer",
+    "kernel_constraint": "constraint",
+    "recurrent_constraint": "constraint",
+    "bias_constraint": "constraint",
+    "dropout": "rate",
+    "recurrent_dropout": "rate",
+    "seed": "int_seed",
+    "max_timesteps": "positive_int_or_none",
+    "momentum": "momentum",
+    "epsilon": "positive",
+    "gamma_initializer": "initializer",
+    "beta_initializer": "initializer",
+}
+_HE = {"mode": "he_mode", "negative_slope": "slope", "seed": "initializer_seed"}
+_XAVIER = {"gain": "gain", "seed": "initializer_seed"}
+
+# class -> ({argument: kind}, required arguments).
+TABLE = {
+    layers.BatchNormalization: (_BATCH, {}),
+    layers.TimestepBatchNormalization: (
+        {**_BATCH, "max_timesteps": "positive_int_or_none"},
+        {},
+    ),
+    layers.RecurrentBatchNormalization: (
+        {**_BATCH, "max_timesteps": "positive_int_or_none"},
+        {},
+    ),
+    layers.LayerNormalization: (
+        {**_AFFINE, "axis": "axes", "epsilon": "positive"},
+        {},
+    ),
+    layers.GroupNormalization: (
+        {**_AFFINE, "groups": "groups", "axis": "axis", "epsilon": "positive"},
+        {},
+    ),
+    layers.LocalResponseNormalization: (
+        {
+            "size": "positive_int",
+            "alpha": "lrn_alpha",
+            "beta": "finite",
+            "k": "positive",
+            "mode": "lrn_mode",
+            "axis": "axis",
+        },
+        {},
+    ),
+    layers.PReLU: (
+        {
+            "alpha_initializer": "prelu_alpha",
+            "alpha_regularizer": "regularizer",
+            "alpha_constraint": "constraint",
+            "shared_axes": "shared_axes",
+        },
+        {},
+    ),
+    layers.WeightNormalization: (
+        {"data_init": "bool"},
+        {"layer": lambda: keras.layers.Dense(3)},
+    ),
+    layers.BNLSTMCell: (_CELL, {"units": 4}),
+    # BNLSTM hands the cell's arguments to its cell.
+    layers.BNLSTM: (
+        {
+            **_CELL,
+            "return_sequences": "bool",
+            "return_state": "bool",
+            "go_backwards": "bool",
+            "stateful": "bool",
+            "unroll": "bool",
+            "zero_output_for_mask": "bool",
+        },
+        {"units": 4},
+    ),
+    initializers.XavierUniform: (_XAVIER, {}),
+    initializers.XavierNormal: (_XAVIER, {}),
+    initializers.HeNormal: (_HE, {}),
+    initializers.HeUniform: (_HE, {}),
+}
+
+# Values whose type is fine but that a constructor rejects in context:
+# (class, extra arguments, argument, value).
+SPECIAL = [
+    (layers.TimestepBatchNormalization, {}, "renorm", True),
+    (layers.RecurrentBatchNormalization, {}, "renorm", True),
+    (layers.BatchNormalization, {}, "renorm_clipping", {"rmax": 2.0}),
+    (layers.BNLSTM, {"units": 4}, "stateful", True),
+    (layers.LocalResponseNormalization, {"mode": "within_channel"}, "size", 4),
+    (
+        layers.WeightNormalization,
+        {"layer": lambda: keras.layers.Dense(3, use_bias=False)},
+        "data_init",
+        True,
+    ),
+]
+
+# (class, arguments, argument, value, input shape): checked at build.
+BUILD = [
+    (layers.BatchNormalization, {}, "axis", 3, (4, 5, 6)),
+    (layers.BatchNormalization, {}, "axis", -4, (4, 5, 6)),
+    (layers.BatchNormalization, {}, "axis", 0, (4, 5)),
+    (layers.TimestepBatchNormalization, {}, "axis", 3, (4, 5, 6)),
+    (layers.TimestepBatchNormalization, {}, "axis", 1, (4, 5, 6)),
+    (layers.RecurrentBatchNormalization, {}, "axis", -4, (4, 5, 6)),
+    (layers.LayerNormalization, {}, "axis", [1, 3], (4, 5, 6)),
+    (layers.LayerNormalization, {}, "axis", [1, -2], (4, 5, 6)),
+    (layers.LayerNormalization, {}, "axis", 0, (4, 5)),
+    (layers.GroupNormalization, {}, "groups", 4, (2, 6)),
+    (layers.GroupNormalization, {"groups": 3}, "axis", 2, (2, 6)),
+    (layers.GroupNormalization, {"groups": 3}, "axis", 0, (6, 6)),
+    (layers.LocalResponseNormalization, {}, "axis", 4, (2, 3, 3, 6)),
+    (layers.LocalResponseNormalization, {}, "axis", 0, (2, 6)),
+    (layers.PReLU, {}, "shared_axes", [3], (2, 3, 4)),
+    (layers.PReLU, {}, "shared_axes", [0], (2, 3, 4)),
+    (layers.PReLU, {}, "shared_axes", [-4], (2, 3, 4)),
+]
+
+
+def _constructor_cases():
+    for cls, (arguments, required) in TABLE.items():
+        for name, kind in arguments.items():
+            extra = {"renorm": True} if name == "renorm_clipping" else {}
+            for value in BAD[kind]:
+                yield pytest.param(
+                    cls,
+                    {**required, **extra},
+                    name,
+                    value,
+                    id=f"{cls.__name__}-{name}={value!r}",
+                )
+    for cls, extra, name, value in SPECIAL:
+        yield pytest.param(
+            cls, extra, name, value, id=f"{cls.__name__}-{name}={value!r}"
+        )
+
+
+def _make(cls, arguments, **overrides):
+    # Required arguments that are layers are made fresh for each case.
+    arguments = {
+        key: (made() if callable(made) else made)
+        for key, made in arguments.items()
+    }
+    return cls(**{**arguments, **overrides})
+
+
+def _check_message(error, name, value):
+    assert f"{name}={value!r}" in str(error), str(error)
+
+
+@pytest.mark.parametrize("cls, arguments, name, value", _constructor_cases())
+def test_constructor_rejects(cls, arguments, name, value):
+    with pytest.raises(ValueError) as error:
+        _make(cls, arguments, **{name: value})
+    _check_message(error.value, name, value)
+
+
+@pytest.mark.parametrize(
+    "cls, arguments, name, value, shape",
+    [
+        pytest.param(*case, id=f"{case[0].__name__}-{case[2]}={case[3]!r}")
+        for case in BUILD
+    ],
+)
+def test_build_rejects(cls, arguments, name, value, shape):
+    layer = _make(cls, arguments, **{name: value})
+    with pytest.raises(ValueError) as error:
+        layer.build(shape)
+    _check_message(error.value, name, value)
+
+
+@pytest.mark.parametrize("value", ["dense", len, None])
+def test_weight_normalization_rejects_a_non_layer(value):
+    with pytest.raises(TypeError) as error:
+        layers.WeightNormalization(value)
+    _check_message(error.value, "layer", value)
+
+
+def _documented_arguments(cls):
+    """Named constructor arguments of ``cls`` and of the keras_norms base
+    classes that its ``**kwargs`` reach (BNLSTM's reach its cell)."""
+    owners = [c for c in cls.__mro__ if c.__module__.startswith("keras_norms")]
+    if cls is layers.BNLSTM:
+        owners = [cls, layers.BNLSTMCell]
+    names = set()
+    for owner in owners:
+        parameters = inspect.signature(owner.__init__).parameters.values()
+        names |= {
+            p.name
+            for p in parameters
+            if p.name != "self" and p.kind is not p.VAR_KEYWORD
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+@pytest.mark.parametrize("cls", list(TABLE), ids=lambda c: c.__name__)
+def test_table_covers_every_constructor_argument(cls):
+    arguments, required = TABLE[cls]
+    tested = set(arguments) | {
+        name for owner, _, name, _ in SPECIAL if owner is cls
+    }
+    assert _documented_arguments(cls) - tested - set(required) == set()
+
+
+def _bool_arguments(cls):
+    arguments, _ = TABLE[cls]
+    return [name for name, kind in arguments.items() if kind == "bool"]
+
+
+# Flags that a class accepts only as False.
+_ONLY_FALSE = {
+    layers.TimestepBatchNormalization: {"renorm"},
+    layers.RecurrentBatchNormalization: {"renorm"},
+    layers.BNLSTM: {"stateful"},
+}
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [cls for cls in TABLE if _bool_arguments(cls)],
+    ids=lambda c: c.__name__,
+)
+def test_flags_accept_numpy_booleans_and_store_python_ones(cls):
+    _, required = TABLE[cls]
+    flags = {
+        name: np.False_ if name in _ONLY_FALSE.get(cls, ()) else np.True_
+        for name in _bool_arguments(cls)
+    }
+    layer = _make(cls, required, **flags)
+    for name, flag in flags.items():
+        owner = layer.cell if cls is layers.BNLSTM and name in _CELL else layer
+        assert getattr(owner, name) is bool(flag), name
