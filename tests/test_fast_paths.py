@@ -1,0 +1,230 @@
+"""The backend fast paths against the keras.ops reference and the oracle.
+
+`keras_norms.ops` dispatches batch, layer and group normalization to the
+backend's fused kernels where they compute the same thing
+(`keras_norms.backend`). Each case here runs once on the default dispatch
+and once inside `keras_norms.ops.reference_only()`: outputs, statistics
+and gradients (to the input, gamma and beta) must agree with each other
+and with the NumPy float64 oracle, also on float32 data whose mean is 1e4
+(error <= 1e-4). A spy checks that the fast path really ran where the
+backend has one, so the comparison cannot pass by comparing the reference
+with itself.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_norms import backend as norm_backend
+from keras_norms import ops as norm_ops
+
+import reference
+from helpers import BACKEND
+from helpers import float64_enabled
+from helpers import to_numpy
+from helpers import value_and_gradients
+
+# (op, input shape, arguments); the oracle is chosen by the op.
+CASES = [
+    ("batch_normalization_training", (64, 8), {"axis": -1}),
+    ("batch_normalization_training", (6, 5, 7), {"axis": -1}),
+    ("batch_normalization_training", (4, 6, 6, 8), {"axis": -1}),
+    ("batch_normalization_training", (4, 8, 6, 6), {"axis": 1}),
+    ("batch_normalization_training", (3, 4, 5, 5, 6), {"axis": -1}),
+    ("batch_normalization_training", (4, 5, 6, 3), {"axis": 2}),
+    ("layer_normalization", (4, 7, 16), {"axis": -1}),
+    ("layer_normalization", (4, 5, 6, 3), {"axis": [2, 3]}),
+    ("layer_normalization", (4, 5, 6), {"axis": 1}),
+    ("group_normalization", (4, 6, 6, 8), {"groups": 4, "axis": -1}),
+    ("group_normalization", (4, 8, 6, 6), {"groups": 2, "axis": 1}),
+    ("group_normalization", (5, 12), {"groups": 3, "axis": -1}),
+]
+
+# Cases each backend's fast path must take (the others may fall back).
+EXPECTED_FAST = {
+    "torch": {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11},  # LN of trailing axes
+    "tensorflow": {0, 1, 2, 3, 4},
+    "jax": set(),
+}
+
+
+def parameter_shape(op, shape, arguments):
+    axes = arguments["axis"]
+    axes = axes if isinstance(axes, list) else [axes]
+    return tuple(shape[a] for a in axes)
+
+
+def oracle(op, x, gamma, beta, arguments):
+    if op == "batch_normalization_training":
+        y, mean, variance, _ = reference.batch_norm_train(
+            x, arguments["axis"], gamma, beta
+        )
+        return y, mean, variance
+    if op == "layer_normalization":
+        return (reference.layer_norm(x, arguments["axis"], gamma, beta),)
+    return (
+        reference.group_norm(
+            x, arguments["groups"], arguments["axis"], gamma, beta
+        ),
+    )
+
+
+def run(op, x, gamma, beta, arguments):
+    """The op's outputs (and, for batch norm, its statistics)."""
+    function = getattr(norm_ops, op)
+    result = function(x, offset=beta, scale=gamma, **arguments)
+    if op == "batch_normalization_training":
+        return result[:3]
+    return (result,)
+
+
+@pytest.fixture
+def fast_calls(monkeypatch):
+    """Names of the fast paths that ran (and did not decline)."""
+    calls = []
+    original = norm_backend.fast_path
+
+    def spy(name):
+        function = original(name)
+        if function is None:
+            return None
+
+        def recorded(*args):
+            result = function(*args)
+            if result is not NotImplemented:
+                calls.append(name)
+            return result
+
+        return recorded
+
+    monkeypatch.setattr(
+        "keras_norms.ops._normalization.fast_path", spy, raising=True
+    )
+    return calls
+
+
+def inputs(rng, op, shape, arguments, center, dtype="float32"):
+    x = (center + rng.normal(size=shape)).astype(dtype)
+    parameter = parameter_shape(op, shape, arguments)
+    gamma = rng.uniform(0.5, 1.5, parameter).astype(dtype)
+    beta = rng.normal(size=parameter).astype(dtype)
+    return x, gamma, beta
+
+
+@pytest.mark.parametrize("center", [0.0, 1e4])
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_fast_path_matches_reference_and_oracle(
+    rng, fast_calls, index, center
+):
+    op, shape, arguments = CASES[index]
+    x, gamma, beta = inputs(rng, op, shape, arguments, center)
+    fast = run(op, x, gamma, beta, arguments)
+    assert bool(fast_calls) == (index in EXPECTED_FAST[BACKEND])
+    with norm_ops.reference_only():
+        slow = run(op, x, gamma, beta, arguments)
+    expected = oracle(op, x, gamma, beta, arguments)
+    # Outputs within 1e-4; statistics (at 1e4, float32 holds 1e-3 steps)
+    # within a few float32 roundings.
+    for got, ref, want in zip(fast, slow, expected, strict=True):
+        np.testing.assert_allclose(to_numpy(got), want, rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(
+            to_numpy(got), to_numpy(ref), rtol=1e-6, atol=1e-4
+        )
+
+
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_fast_path_gradients_match_reference(rng, fast_calls, index):
+    op, shape, arguments = CASES[index]
+    x, gamma, beta = inputs(rng, op, shape, arguments, 3.0)
+    upstream = rng.normal(size=shape).astype("float32")
+
+    def loss(x, gamma, beta):
+        (y, *_) = run(op, x, gamma, beta, arguments)
+        return keras.ops.sum(y * keras.ops.convert_to_tensor(upstream))
+
+    _, fast = value_and_gradients(loss, x, gamma, beta)
+    assert bool(fast_calls) == (index in EXPECTED_FAST[BACKEND])
+    with norm_ops.reference_only():
+        _, slow = value_and_gradients(loss, x, gamma, beta)
+    for got, want in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_fast_batch_norm_gradients_match_analytic_formulas(rng):
+    # DESIGN.md section 4, in float64 where the backend's kernel has it.
+    dtype = "float32" if BACKEND == "tensorflow" else "float64"
+    with float64_enabled():
+        x = rng.normal(2.0, 3.0, (32, 5)).astype(dtype)
+        gamma = rng.uniform(0.5, 1.5, 5).astype(dtype)
+        dy = rng.normal(size=(32, 5)).astype(dtype)
+
+        def loss(x, gamma):
+            y, *_ = norm_ops.batch_normalization_training(x, scale=gamma)
+            return keras.ops.sum(y * keras.ops.convert_to_tensor(dy))
+
+        _, (dx, dgamma) = value_and_gradients(loss, x, gamma)
+    ref_dx, ref_dgamma, _ = reference.batch_norm_backward(x, dy, gamma)
+    tolerance = 1e-4 if dtype == "float32" else 1e-9
+    np.testing.assert_allclose(dx, ref_dx, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(
+        dgamma, ref_dgamma, rtol=tolerance, atol=tolerance
+    )
+
+
+def test_float64_stays_float64_on_fast_paths(rng):
+    with float64_enabled():
+        x = rng.normal(1e8, 1.0, (16, 4)).astype("float64")
+        y, mean, variance, _ = norm_ops.batch_normalization_training(x)
+        ln = norm_ops.layer_normalization(x)
+        gn = norm_ops.group_normalization(x, 2)
+        for value in (y, mean, variance, ln, gn):
+            assert keras.backend.standardize_dtype(value.dtype) == "float64"
+        ref_y, ref_mean, _, _ = reference.batch_norm_train(x)
+        np.testing.assert_allclose(to_numpy(y), ref_y, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(mean), ref_mean, rtol=1e-15)
+        np.testing.assert_allclose(
+            to_numpy(ln), reference.layer_norm(x), atol=1e-6
+        )
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_falls_back_with_float32_statistics(rng, dtype):
+    x = keras.ops.convert_to_tensor(
+        rng.normal(100.0, 1.0, (16, 4)).astype("float32"), dtype
+    )
+    y, mean, variance, _ = norm_ops.batch_normalization_training(x)
+    assert keras.backend.standardize_dtype(y.dtype) == dtype
+    assert keras.backend.standardize_dtype(mean.dtype) == "float32"
+    expected, *_ = reference.batch_norm_train(
+        to_numpy(keras.ops.cast(x, "float32"))
+    )
+    np.testing.assert_allclose(
+        to_numpy(keras.ops.cast(y, "float32")), expected, atol=0.05
+    )
+
+
+def test_single_value_per_channel_falls_back(rng, fast_calls):
+    # torch's kernel refuses one value per channel; ours gives 0, not NaN.
+    x = rng.normal(size=(1, 3)).astype("float32")
+    y, mean, variance, _ = norm_ops.batch_normalization_training(x)
+    np.testing.assert_array_equal(to_numpy(y), np.zeros((1, 3)))
+    np.testing.assert_array_equal(to_numpy(variance), np.zeros(3))
+
+
+def test_layer_uses_the_same_dispatch(rng, fast_calls):
+    import keras_norms
+
+    x = (1e4 + rng.normal(size=(8, 4, 4, 6))).astype("float32")
+    layer = keras_norms.layers.BatchNormalization(momentum=0.5)
+    y = layer(x, training=True)
+    assert bool(fast_calls) == (BACKEND in ("torch", "tensorflow"))
+    expected, mean, variance, _ = reference.batch_norm_train(x)
+    np.testing.assert_allclose(to_numpy(y), expected, atol=1e-4)
+    np.testing.assert_allclose(
+        to_numpy(layer.moving_mean), 0.5 * mean, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        to_numpy(layer.moving_variance),
+        reference.moving_average(1.0, variance, 0.5),
+        rtol=1e-4,
+    )
