@@ -269,6 +269,28 @@ def test_weight_normalization_rejects_a_non_layer(value):
     _check_message(error.value, "layer", value)
 
 
+@pytest.mark.parametrize(
+    "factory, name, value",
+    [
+        ("from_tensorflow", "depth_radius", -1),
+        ("from_tensorflow", "depth_radius", 2.0),
+        ("from_tensorflow", "bias", INF),
+        ("from_tensorflow", "bias", 0.0),
+        ("from_tensorflow", "alpha", NAN),
+        ("from_tensorflow", "beta", INF),
+        ("from_alexnet", "k", INF),
+        ("from_alexnet", "n", 4),
+        ("from_alexnet", "n", "5"),
+        ("from_alexnet", "alpha", -1.0),
+        ("from_alexnet", "beta", NAN),
+    ],
+)
+def test_local_response_factories_reject(factory, name, value):
+    with pytest.raises(ValueError) as error:
+        getattr(layers.LocalResponseNormalization, factory)(**{name: value})
+    _check_message(error.value, name, value)
+
+
 def _documented_arguments(cls):
     """Named constructor arguments of ``cls`` and of the keras_norms base
     classes that its ``**kwargs`` reach (BNLSTM's reach its cell)."""

@@ -8,6 +8,7 @@ from keras_norms._api import export
 from keras_norms._validation import check_axis_type
 from keras_norms._validation import check_non_negative_float
 from keras_norms._validation import check_non_negative_int
+from keras_norms._validation import check_positive_float
 from keras_norms._validation import check_positive_int
 from keras_norms._validation import resolve_axes
 from keras_norms.ops._local_response import check_local_response_arguments
@@ -127,6 +128,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         """
         depth_radius = check_non_negative_int("depth_radius", depth_radius)
         alpha = check_non_negative_float("alpha", alpha)
+        # Checked here too, so that an error names TensorFlow's argument.
+        bias = check_positive_float("bias", bias)
         size = 2 * depth_radius + 1
         return cls(size=size, alpha=alpha * size, beta=beta, k=bias, **kwargs)
 
