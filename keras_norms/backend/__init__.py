@@ -21,6 +21,7 @@ import importlib
 import keras
 
 FAST_PATHS = (
+    "standardize",
     "batch_normalization_training",
     "layer_normalization",
     "group_normalization",
@@ -31,6 +32,8 @@ _enabled = True
 
 def fast_path(name):
     """The current backend's implementation of ``name``, or None."""
+    if name not in FAST_PATHS:
+        raise ValueError(f"Unknown fast path: {name!r}")
     if not _enabled:
         return None
     module = _backend_module()

@@ -236,6 +236,18 @@ def standardize(
     x = ops.convert_to_tensor(x)
     axes = canonical_axes(axes, len(x.shape))
     computed = ops.cast(x, statistics_dtype(x.dtype))
+    if mask is None and all_gather is None:
+        fast = _dispatch(
+            "standardize",
+            computed,
+            axes,
+            _tensor_or_none(offset),
+            _tensor_or_none(scale),
+            epsilon,
+        )
+        if fast is not None:
+            outputs, mean, variance, count = fast
+            return ops.cast(outputs, x.dtype), mean, variance, count
     statistics = _centered_moments(computed, axes, mask)
     if all_gather is not None:
         statistics = _combine_across_replicas(*statistics, all_gather)
