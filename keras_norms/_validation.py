@@ -8,6 +8,7 @@ own layers do.
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -57,12 +58,15 @@ def check_squarable_float(name, value, positive=False):
     """A gain or slope that enters a variance squared; returns a float.
 
     It must be finite with a finite square (``1e200 ** 2`` overflows); with
-    ``positive``, it must be > 0 with a square > 0 (``1e-200 ** 2`` is 0).
+    ``positive``, it must be > 0 with a square that is a normal float
+    (``1e-200 ** 2`` is 0).
     """
     number = _as_float(value)
     square = None if number is None else number * number
     if positive:
-        if number is None or not (number > 0 and 0 < square < math.inf):
+        if number is None or not (
+            number > 0 and sys.float_info.min <= square < math.inf
+        ):
             _reject(
                 name,
                 "a positive number whose square is a positive finite float "

@@ -67,7 +67,7 @@ def test_check_squarable_float_bounds():
     for value in (1e155, -1e155):
         with pytest.raises(ValueError, match=r"a=-?1e\+155"):
             check_squarable_float("a", value)
-    for value in (1e-170, 1e155, -1.0, 0.0):
+    for value in (1e-155, 1e-170, 1e155, -1.0, 0.0):
         with pytest.raises(ValueError, match="`gain`"):
             check_squarable_float("gain", value, positive=True)
 
