@@ -32,6 +32,8 @@ CASES = [
     ("batch_normalization_training", (4, 8, 6, 6), {"axis": 1}),
     ("batch_normalization_training", (3, 4, 5, 5, 6), {"axis": -1}),
     ("batch_normalization_training", (4, 5, 6, 3), {"axis": 2}),
+    ("batch_normalization_training", (6, 5, 3), {"axis": [1, 2]}),
+    ("batch_normalization_training", (6, 5, 2, 3), {"axis": [1, 3]}),
     ("layer_normalization", (4, 7, 16), {"axis": -1}),
     ("layer_normalization", (4, 5, 6, 3), {"axis": [2, 3]}),
     ("layer_normalization", (4, 5, 6), {"axis": 1}),
@@ -42,8 +44,9 @@ CASES = [
 
 # Cases each backend's fast path must take (the others may fall back).
 EXPECTED_FAST = {
-    "torch": {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11},  # LN of trailing axes
-    "tensorflow": {0, 1, 2, 3, 4},
+    # torch: batch norm of one or trailing axes, LN of trailing axes.
+    "torch": {0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13},
+    "tensorflow": {0, 1, 2, 3, 4, 6},  # trailing axes, or NCHW
     "jax": set(range(len(CASES))),  # `standardize` with its closed form
 }
 
@@ -56,10 +59,20 @@ def parameter_shape(op, shape, arguments):
 
 def oracle(op, x, gamma, beta, arguments):
     if op == "batch_normalization_training":
-        y, mean, variance, _ = reference.batch_norm_train(
-            x, arguments["axis"], gamma, beta
+        axes = arguments["axis"]
+        axes = axes if isinstance(axes, list) else [axes]
+        kept = [a % x.ndim for a in axes]
+        reduced = tuple(i for i in range(x.ndim) if i not in kept)
+        mean, variance, _ = reference.moments(x, reduced)
+        shape = [x.shape[i] if i in kept else 1 for i in range(x.ndim)]
+        y = (x - mean) / np.sqrt(variance + 1e-3)
+        y = y * gamma.reshape(shape) + beta.reshape(shape)
+        statistics_shape = [x.shape[i] for i in kept]
+        return (
+            y,
+            mean.reshape(statistics_shape),
+            variance.reshape(statistics_shape),
         )
-        return y, mean, variance
     if op == "layer_normalization":
         return (reference.layer_norm(x, arguments["axis"], gamma, beta),)
     return (

@@ -310,41 +310,45 @@ def batch_normalization_training(
     """Normalize ``x`` with its batch statistics per channel (training mode).
 
     Statistics of each channel (``axis``) are taken over every other axis:
-    the batch and, for convolutional inputs, all spatial positions.
+    the batch and, for convolutional inputs, all spatial positions. With
+    several axes, every position along them has its own statistics (e.g.
+    ``axis=(1, 2)`` of ``(batch, time, features)`` data: per-time-step
+    statistics).
 
     Args:
         x: Input tensor of rank >= 2.
-        axis: The channel axis.
-        offset: Optional per-channel vector (beta).
-        scale: Optional per-channel vector (gamma).
+        axis: The channel axis (int), or several (a sequence of ints).
+        offset: Optional tensor of the shape of ``x`` at ``axis`` (beta).
+        scale: Optional tensor of the shape of ``x`` at ``axis`` (gamma).
         epsilon: Small float added to the variance.
         mask: Optional boolean tensor broadcastable to ``x``.
         all_gather: Optional cross-replica gather for synchronized
             statistics (see `standardize`).
 
     Returns:
-        ``(outputs, mean, variance, count)``: the statistics are per-channel
-        vectors (at least float32); ``count`` is the number of values behind
-        each channel's statistics (a vector, or a scalar without mask).
+        ``(outputs, mean, variance, count)``: the statistics have the shape
+        of ``x`` at ``axis`` (at least float32); ``count`` is the number of
+        values behind each statistic (of that shape, or a scalar without
+        mask).
         The statistics are meant for the moving averages: no gradient
         flows through them (as with the fused kernels, which this function
         uses where the backend has one: see `keras_norms.backend`).
     """
     x = ops.convert_to_tensor(x)
     ndim = len(x.shape)
-    channel_axis = canonical_axes(axis, ndim)
+    channel_axes = canonical_axes(axis, ndim)
     if mask is None and all_gather is None:
         fast = _dispatch(
             "batch_normalization_training",
             x,
-            channel_axis[0],
+            channel_axes,
             _tensor_or_none(offset),
             _tensor_or_none(scale),
             epsilon,
         )
         if fast is not None:
             return fast
-    reduction_axes = tuple(i for i in range(ndim) if i not in channel_axis)
+    reduction_axes = tuple(i for i in range(ndim) if i not in channel_axes)
     outputs, mean, variance, count = standardize(
         x,
         reduction_axes,
@@ -356,10 +360,11 @@ def batch_normalization_training(
     )
     # The statistics feed the moving averages; like the fused kernels'
     # statistics they carry no gradient.
-    mean = ops.stop_gradient(ops.reshape(mean, (-1,)))
-    variance = ops.stop_gradient(ops.reshape(variance, (-1,)))
+    statistics_shape = tuple(ops.shape(x)[a] for a in channel_axes)
+    mean = ops.stop_gradient(ops.reshape(mean, statistics_shape))
+    variance = ops.stop_gradient(ops.reshape(variance, statistics_shape))
     if mask is not None or all_gather is not None:
-        count = ops.reshape(count, (-1,))
+        count = ops.reshape(count, statistics_shape)
     return outputs, mean, variance, count
 
 

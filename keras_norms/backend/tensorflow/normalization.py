@@ -15,16 +15,23 @@ are flattened, a free reshape) or first in a rank-4 input (NCHW).
 import tensorflow as tf
 
 
-def batch_normalization_training(x, channel_axis, offset, scale, epsilon):
+def batch_normalization_training(x, channel_axes, offset, scale, epsilon):
     ndim = x.shape.rank
     if x.dtype != tf.float32:
         return NotImplemented
-    channels = x.shape[channel_axis]
-    if channel_axis == ndim - 1:
+    statistics_shape = [x.shape[a] for a in channel_axes]
+    if None in statistics_shape:
+        return NotImplemented
+    channels = 1
+    for size in statistics_shape:
+        channels *= size
+    if channel_axes == tuple(range(ndim - len(channel_axes), ndim)):
+        # Channels last; several trailing axes (per-step statistics) are
+        # one flat channel axis.
         data_format = "NHWC"
         fused_input = tf.reshape(x, (-1, 1, 1, channels))
         first = fused_input[:1]
-    elif channel_axis == 1 and ndim == 4:
+    elif channel_axes == (1,) and ndim == 4:
         data_format = "NCHW"
         fused_input = x
         first = x[:1, :, :1, :1]
@@ -33,10 +40,10 @@ def batch_normalization_training(x, channel_axis, offset, scale, epsilon):
     # A sum over at most one value: the first one, or 0 for an empty batch
     # (a replica may hold no sample).
     shift = tf.stop_gradient(tf.reduce_sum(first, axis=0, keepdims=True))
-    if scale is None:
-        scale = tf.ones((channels,), tf.float32)
-    if offset is None:
-        offset = tf.zeros((channels,), tf.float32)
+    scale = tf.ones((channels,)) if scale is None else tf.reshape(scale, [-1])
+    offset = (
+        tf.zeros((channels,)) if offset is None else tf.reshape(offset, [-1])
+    )
     outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
         x=fused_input - shift,
         scale=tf.cast(scale, tf.float32),
@@ -51,4 +58,9 @@ def batch_normalization_training(x, channel_axis, offset, scale, epsilon):
     variance = tf.where(count > 1.0, unbiased * (count - 1.0) / count, 0.0)
     # Statistics of an empty batch are 0, as in the reference.
     mean = tf.where(count > 0.0, mean + tf.reshape(shift, (-1,)), 0.0)
-    return tf.reshape(outputs, tf.shape(x)), mean, variance, count
+    return (
+        tf.reshape(outputs, tf.shape(x)),
+        tf.reshape(mean, statistics_shape),
+        tf.reshape(variance, statistics_shape),
+        count,
+    )

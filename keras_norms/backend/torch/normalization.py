@@ -39,16 +39,33 @@ def _first_values(x, keep_axes):
     return x[index].detach()
 
 
-def batch_normalization_training(x, channel_axis, offset, scale, epsilon):
+def batch_normalization_training(x, channel_axes, offset, scale, epsilon):
     if x.dtype not in _DTYPES:
         return NotImplemented
-    channels = x.shape[channel_axis]
+    ndim = x.dim()
+    statistics_shape = tuple(x.shape[a] for a in channel_axes)
+    channels = math.prod(statistics_shape)
     count = x.numel() // max(channels, 1)
     if count < 2:
         return NotImplemented
-    # torch wants channels at axis 1; moving them there is a view (for
-    # channels-last data the kernel reads the channels-last layout).
-    moved = torch.movedim(x, channel_axis, 1)
+    if len(channel_axes) == 1:
+        # torch wants channels at axis 1; moving them there is a view (for
+        # channels-last data the kernel reads the channels-last layout).
+        moved = torch.movedim(x, channel_axes[0], 1)
+
+        def restore(outputs):
+            return torch.movedim(outputs, 1, channel_axes[0])
+
+    elif channel_axes == tuple(range(ndim - len(channel_axes), ndim)):
+        # Several trailing axes (per-step statistics): one flat channel
+        # axis, a free reshape of contiguous data.
+        moved = x.reshape(-1, channels)
+
+        def restore(outputs):
+            return outputs.reshape(x.shape)
+
+    else:
+        return NotImplemented
     shift = _first_values(moved, (1,))
     # With momentum 1 the "running" buffers receive this batch's mean and
     # unbiased variance.
@@ -58,16 +75,21 @@ def batch_normalization_training(x, channel_axis, offset, scale, epsilon):
         moved - shift,
         mean,
         variance,
-        weight=_parameter(scale, x.dtype),
-        bias=_parameter(offset, x.dtype),
+        weight=_flat_parameter(scale, x.dtype),
+        bias=_flat_parameter(offset, x.dtype),
         training=True,
         momentum=1.0,
         eps=epsilon,
     )
-    mean = mean + shift.reshape(-1)
-    variance = variance * ((count - 1) / count)
+    mean = (mean + shift.reshape(-1)).reshape(statistics_shape)
+    variance = (variance * ((count - 1) / count)).reshape(statistics_shape)
     count = torch.tensor(float(count), dtype=x.dtype, device=x.device)
-    return torch.movedim(outputs, 1, channel_axis), mean, variance, count
+    return restore(outputs), mean, variance, count
+
+
+def _flat_parameter(parameter, dtype):
+    parameter = _parameter(parameter, dtype)
+    return None if parameter is None else parameter.reshape(-1)
 
 
 def group_normalization(x, groups, channel_axis, offset, scale, epsilon):
