@@ -2,13 +2,15 @@
 #   make demo   train a small model on sklearn's digits with keras_norms layers
 #   make test   ruff, then the full test suite once per Keras backend
 #   make docs   build the documentation site (strict) into site/
+#   make bench  time every layer against Keras core and native kernels,
+#               then render docs/benchmarks.md (machine otherwise idle)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := tensorflow-cpu,jax,torch,test,examples
 
-.PHONY: install demo test lint format docs bench clean
+.PHONY: install demo test lint format docs bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -36,9 +38,22 @@ docs: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[docs]"
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
 
+# Speed of every layer against Keras core and the native kernels (machine
+# otherwise idle!), the results page in docs/, and large-mean accuracy.
 bench: $(STAMP)
 	for backend in tensorflow jax torch; do \
-		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/large_mean_accuracy.py; \
+		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_layers.py && \
+		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/large_mean_accuracy.py \
+		|| exit 1; \
+	done
+	$(BIN)/python benchmarks/render_results.py
+
+# The benchmark suite once at a tiny size: it keeps working (no timings
+# are asserted).
+bench-smoke: $(STAMP)
+	for backend in tensorflow jax torch; do \
+		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_layers.py \
+		--tiny || exit 1; \
 	done
 
 clean:

@@ -1,0 +1,158 @@
+"""Turn ``benchmarks/results/<backend>.json`` into the docs results page.
+
+    python benchmarks/render_results.py
+
+writes ``docs/benchmarks.md`` (the tables, the machine, the command and
+the date of each run) and ``docs/img/benchmark_cost.png`` (cost per step
+against input size, for each layer and backend). Run
+``benchmarks/bench_layers.py`` under each backend first.
+"""
+
+import json
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = os.path.join(HERE, "..", "docs")
+BACKENDS = ("torch", "tensorflow", "jax")
+
+INTRODUCTION = """# Benchmarks
+
+How much a training step of each layer costs next to Keras core's layer and
+the backend's own fused kernel, measured in one process per backend with
+`benchmarks/bench_layers.py` (`make bench` runs it under the three
+backends and renders this page).
+
+- **What is timed**: forward and backward of the layer alone (gradients to
+  the input and every trainable weight, against a random upstream
+  gradient), compiled the way users run it: `jax.jit` on JAX,
+  `tf.function` on TensorFlow, eager on torch.
+- **Ratios**: in each round the candidates run one after the other; a
+  ratio is the median over rounds of ours / theirs (below 1: ours is
+  faster). Only these same-process, interleaved ratios are comparable
+  across runs; the milliseconds depend on the machine and its load.
+- **Natives**: `torch.nn.functional.batch_norm` / `group_norm` /
+  `layer_norm` / `local_response_norm` (on channels-first data, their
+  layout), TensorFlow's fused batch norm and
+  `tf.nn.local_response_normalization`. JAX has none.
+- **Memory** (JAX): the compiled step's temporary memory from XLA's
+  `memory_analysis`, in MiB.
+- The smallest sizes measure mostly the per-call overhead of a Keras layer
+  (about 0.5 ms on torch, paid by Keras core's layers too), which a bare
+  kernel call does not have.
+
+![Cost per training step against input size](img/benchmark_cost.png)
+"""
+
+
+def load():
+    results = {}
+    for backend in BACKENDS:
+        path = os.path.join(HERE, "results", f"{backend}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                results[backend] = json.load(f)
+    return results
+
+
+def fmt(value, digits=2):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def table(result):
+    lines = [
+        f"## {result['backend']}",
+        "",
+        f"Keras {result['keras']}, {result['machine']}, {result['date']}, "
+        f"{result['repeats']} rounds: `KERAS_BACKEND={result['backend']} "
+        "python benchmarks/bench_layers.py`",
+        "",
+        "| layer | input | ours ms | core ms | native ms | vs core | "
+        "vs native | temp MiB ours / core |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        ms = row["median_ms"]
+        memory = row.get("temporary_MiB", {})
+        memory_text = (
+            f"{fmt(memory.get('ours'), 1)} / {fmt(memory.get('core'), 1)}"
+            if memory
+            else "–"
+        )
+        lines.append(
+            f"| {row['layer']} | {'×'.join(map(str, row['shape']))} | "
+            f"{fmt(ms.get('ours'))} | {fmt(ms.get('core'))} | "
+            f"{fmt(ms.get('native'))} | {fmt(row.get('vs_core'))} | "
+            f"{fmt(row.get('vs_native'))} | {memory_text} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path):
+    layers = []
+    for result in results.values():
+        for row in result["rows"]:
+            if row["layer"] not in layers:
+                layers.append(row["layer"])
+    columns = 4
+    rows = math.ceil(len(layers) / columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False
+    )
+    colors = {"torch": "C3", "tensorflow": "C1", "jax": "C0"}
+    styles = {"ours": "-", "core": "--", "native": ":"}
+    for index, layer in enumerate(layers):
+        ax = axes[index // columns][index % columns]
+        for backend, result in results.items():
+            rows_of_layer = [r for r in result["rows"] if r["layer"] == layer]
+            sizes = [math.prod(r["shape"]) for r in rows_of_layer]
+            for who, style in styles.items():
+                times = [r["median_ms"].get(who) for r in rows_of_layer]
+                if None in times or not times:
+                    continue
+                ax.plot(
+                    sizes,
+                    times,
+                    style,
+                    marker="o",
+                    color=colors[backend],
+                    label=f"{backend} {who}",
+                )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(layer)
+        ax.set_xlabel("input elements")
+        ax.set_ylabel("ms per step")
+        ax.grid(True, which="both", alpha=0.3)
+    for index in range(len(layers), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower right", ncol=3, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+
+
+def main():
+    results = load()
+    if not results:
+        raise SystemExit("No results: run benchmarks/bench_layers.py first.")
+    os.makedirs(os.path.join(DOCS, "img"), exist_ok=True)
+    plot(results, os.path.join(DOCS, "img", "benchmark_cost.png"))
+    # The reading of the figures (targets met or not, and why) is written
+    # by hand next to this script.
+    with open(os.path.join(HERE, "analysis.md")) as f:
+        analysis = f.read()
+    tables = "\n".join(table(r) for r in results.values())
+    page = f"{INTRODUCTION}\n{analysis}\n{tables}"
+    with open(os.path.join(DOCS, "benchmarks.md"), "w") as f:
+        f.write(page)
+    print("wrote docs/benchmarks.md and docs/img/benchmark_cost.png")
+
+
+if __name__ == "__main__":
+    main()
