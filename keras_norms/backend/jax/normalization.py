@@ -61,11 +61,6 @@ def _normalized(x, rough_mean, correction, inverse_std):
     return ((x - rough_mean) - correction) * inverse_std
 
 
-def _affine(x_hat, scale, offset):
-    outputs = x_hat if scale is None else x_hat * scale
-    return outputs if offset is None else outputs + offset
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _standardize(x, scale, offset, axes, epsilon):
     outputs, statistics, _ = _forward(x, scale, offset, axes, epsilon)
@@ -75,8 +70,12 @@ def _standardize(x, scale, offset, axes, epsilon):
 def _forward(x, scale, offset, axes, epsilon):
     rough_mean, correction, variance, _ = _moments(x, axes)
     inverse_std = jax.lax.rsqrt(variance + epsilon)
-    x_hat = _normalized(x, rough_mean, correction, inverse_std)
-    outputs = _affine(x_hat, scale, offset)
+    # One per-slice coefficient: XLA then broadcasts one small tensor
+    # rather than two.
+    coefficient = inverse_std if scale is None else inverse_std * scale
+    outputs = _normalized(x, rough_mean, correction, coefficient)
+    if offset is not None:
+        outputs = outputs + offset
     residuals = (x, scale, offset, rough_mean, correction, inverse_std)
     return outputs, (rough_mean + correction, variance), residuals
 
@@ -91,37 +90,33 @@ def _backward_rule(axes, epsilon, residuals, cotangents):
     d_outputs, d_mean, d_variance = cotangents
     count = max(math.prod(x.shape[a] for a in axes), 1)
     x_hat = _normalized(x, rough_mean, correction, inverse_std)
-    sum_dy = jnp.sum(d_outputs, axes, keepdims=True)
-    sum_dy_x_hat = jnp.sum(d_outputs * x_hat, axes, keepdims=True)
-    if scale is None:
-        g, mean_g, mean_g_x_hat = d_outputs, sum_dy, sum_dy_x_hat
-    elif all(scale.shape[a] == 1 for a in axes):
-        # A scale constant over the reduced axes (batch norm) factors out
-        # of the sums: the same two reductions serve d_x and d_scale.
-        g, mean_g, mean_g_x_hat = (
-            d_outputs * scale,
-            sum_dy * scale,
-            sum_dy_x_hat * scale,
-        )
-    else:
-        g = d_outputs * scale
-        mean_g = jnp.sum(g, axes, keepdims=True)
-        mean_g_x_hat = jnp.sum(g * x_hat, axes, keepdims=True)
-    d_x = inverse_std * (g - (mean_g + x_hat * mean_g_x_hat) / count)
-    # The statistics' own cotangents (zero when only the output is used).
-    d_x = (
-        d_x
-        + d_mean / count
-        + d_variance * (2.0 / count) * x_hat / (inverse_std)
+    # Two full-size reductions serve d_x, d_scale and d_offset: over the
+    # reduced axes along which the parameters are constant (all of them in
+    # batch norm, the spatial ones in group norm, none in layer norm), the
+    # parameters factor out of the sums; the rest are small reductions.
+    parameter = scale if scale is not None else offset
+    constant = tuple(
+        a for a in axes if parameter is None or parameter.shape[a] == 1
     )
-    d_scale = d_offset = None
-    if scale is not None:
-        # Batch norm: the sum over the reduced axes is already there.
-        reduced = all(scale.shape[a] == 1 for a in axes)
-        d_scale = _sum_to(sum_dy_x_hat if reduced else d_outputs * x_hat, scale)
+    rest = tuple(a for a in axes if a not in constant)
+    sum_dy = jnp.sum(d_outputs, constant, keepdims=True)
+    sum_dy_x_hat = jnp.sum(d_outputs * x_hat, constant, keepdims=True)
+    g = d_outputs if scale is None else d_outputs * scale
+    sum_g, sum_g_x_hat = (
+        (sum_dy, sum_dy_x_hat)
+        if scale is None
+        else (sum_dy * scale, sum_dy_x_hat * scale)
+    )
+    sum_g = jnp.sum(sum_g, rest, keepdims=True)
+    sum_g_x_hat = jnp.sum(sum_g_x_hat, rest, keepdims=True)
+    d_x = inverse_std * (g - (sum_g + x_hat * sum_g_x_hat) / count)
+    # The statistics' own cotangents (zero when only the output is used).
+    d_x = d_x + (d_mean + d_variance * 2.0 * x_hat / inverse_std) / count
+    d_scale = None if scale is None else _sum_to(sum_dy_x_hat, scale)
+    d_offset = None
     if offset is not None:
-        reduced = all(offset.shape[a] == 1 for a in axes)
-        d_offset = _sum_to(sum_dy if reduced else d_outputs, offset)
+        same_shape = scale is None or offset.shape == scale.shape
+        d_offset = _sum_to(sum_dy if same_shape else d_outputs, offset)
     return d_x, d_scale, d_offset
 
 
