@@ -49,6 +49,21 @@ def _centered_moments(x, axes, mask):
     reduced axes with size 1. ``count`` is the number of values (unmasked
     values, with a mask) each statistic was computed from.
     """
+    shifted, rough_mean, correction, variance, count = two_pass_moments(
+        x, axes, mask
+    )
+    return shifted - correction, rough_mean + correction, variance, count
+
+
+def two_pass_moments(x, axes, mask=None):
+    """The parts of the corrected two-pass moments of ``x``.
+
+    Returns ``(shifted, rough_mean, correction, variance, count)``:
+    ``shifted = x - rough_mean``; the mean is ``rough_mean + correction``,
+    kept apart because ``shifted - correction`` is the precise deviation
+    (their sum rounds: in float32 at 1e4 by up to 5e-4). Statistics keep
+    the reduced axes with size 1.
+    """
     # Sums divided by the count rather than `ops.mean`, which on the torch
     # backend computes float64 inputs in float32.
     if mask is None:
@@ -77,10 +92,10 @@ def _centered_moments(x, axes, mask):
 
     rough_mean = average(x)
     shifted = x - rough_mean
-    shift_mean = average(shifted)
+    correction = average(shifted)
     mean_square = average(ops.square(shifted))
-    variance = ops.relu(mean_square - ops.square(shift_mean))
-    return shifted - shift_mean, rough_mean + shift_mean, variance, count
+    variance = ops.relu(mean_square - ops.square(correction))
+    return shifted, rough_mean, correction, variance, count
 
 
 def _combine_across_replicas(deviation, mean, variance, count, all_gather):

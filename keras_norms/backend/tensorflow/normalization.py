@@ -14,6 +14,8 @@ are flattened, a free reshape) or first in a rank-4 input (NCHW).
 
 import tensorflow as tf
 
+from keras_norms.backend import closed_form
+
 
 def batch_normalization_training(x, channel_axes, offset, scale, epsilon):
     ndim = x.shape.rank
@@ -64,3 +66,38 @@ def batch_normalization_training(x, channel_axes, offset, scale, epsilon):
         tf.reshape(variance, statistics_shape),
         count,
     )
+
+
+def standardize(x, axes, offset, scale, epsilon):
+    """`keras_norms.ops.standardize` (no mask, no gather) with the
+    closed-form backward of `keras_norms.backend.closed_form`: TensorFlow
+    runs one kernel per op, and the closed form needs far fewer passes
+    than autodiff of the two-pass moments (layer, group and per-step
+    normalization; batch norm takes the fused kernel above)."""
+    scale = closed_form.full_rank(scale, x)
+    offset = closed_form.full_rank(offset, x)
+    present = [p for p in (scale, offset) if p is not None]
+
+    @tf.custom_gradient
+    def run(x, *parameters):
+        parameters = iter(parameters)
+        scale_ = next(parameters) if scale is not None else None
+        offset_ = next(parameters) if offset is not None else None
+        outputs, (mean, variance, count), residuals = closed_form.forward(
+            x, scale_, offset_, axes, epsilon
+        )
+
+        def gradient(d_outputs, d_mean, d_variance, d_count):
+            gradients = closed_form.backward(
+                axes,
+                residuals,
+                d_outputs,
+                d_mean,
+                d_variance,
+                fold_factors=True,
+            )
+            return [g for g in gradients if g is not None]
+
+        return (outputs, mean, variance, count), gradient
+
+    return run(x, *present)

@@ -1,0 +1,122 @@
+"""Standardization with its closed-form gradient, in keras.ops.
+
+For backends without a fused normalization kernel (JAX; TensorFlow beyond
+batch norm), where autodiff of the reference `keras_norms.ops.standardize`
+keeps the deviations ``x - mean`` and several intermediates of the two-pass
+moments alive for the backward pass and runs many more passes than needed.
+The forward pass here is the same corrected two-pass computation (the same
+numbers); the backward pass is the closed form of DESIGN.md section 4,
+generalized to any reduction axes and to a scale that varies within the
+reduced slices (layer and group normalization):
+
+    g = dy * scale
+    dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
+
+recomputing ``x_hat`` from the input and per-slice statistics, so nothing
+of the input's size is stored between the passes. Gradients reaching the
+returned mean and variance are honoured (``d mean / dx = 1/n``,
+``d var / dx = 2 (x - mean) / n``). Each backend wraps `forward` and
+`backward` in its own custom-gradient mechanism.
+"""
+
+from keras import ops
+
+from keras_norms.ops._normalization import two_pass_moments
+
+
+def full_rank(parameter, x):
+    """``parameter`` (broadcastable to ``x``) with ``x``'s rank and dtype."""
+    if parameter is None:
+        return None
+    parameter = ops.cast(parameter, x.dtype)
+    lead = (1,) * (len(x.shape) - len(parameter.shape))
+    return ops.reshape(parameter, lead + tuple(parameter.shape))
+
+
+def forward(x, scale, offset, axes, epsilon):
+    """``(outputs, (mean, variance, count), residuals)``."""
+    shifted, rough_mean, correction, variance, count = two_pass_moments(x, axes)
+    inverse_std = ops.rsqrt(variance + epsilon)
+    # One per-slice coefficient: one small tensor to broadcast, not two.
+    coefficient = inverse_std if scale is None else inverse_std * scale
+    outputs = (shifted - correction) * coefficient
+    if offset is not None:
+        outputs = outputs + offset
+    residuals = (x, scale, offset, rough_mean, correction, inverse_std, count)
+    statistics = (rough_mean + correction, variance, count)
+    return outputs, statistics, residuals
+
+
+def backward(
+    axes,
+    residuals,
+    d_outputs,
+    d_mean=None,
+    d_variance=None,
+    fold_factors=False,
+):
+    """Cotangents ``(d_x, d_scale, d_offset)`` (None for absent ones)."""
+    x, scale, offset, rough_mean, correction, inverse_std, count = residuals
+    divisor = ops.where(count > 1.0, count, 1.0)
+    x_hat = ((x - rough_mean) - correction) * inverse_std
+    # Two full-size reductions serve d_x, d_scale and d_offset: over the
+    # reduced axes along which the parameters are constant (all of them in
+    # batch norm, the spatial ones in group norm, none in layer norm) the
+    # parameters factor out of the sums; the rest are small reductions.
+    parameter = scale if scale is not None else offset
+    constant = tuple(
+        a for a in axes if parameter is None or parameter.shape[a] == 1
+    )
+    rest = tuple(a for a in axes if a not in constant)
+    sum_dy = ops.sum(d_outputs, constant, keepdims=True)
+    sum_dy_x_hat = ops.sum(d_outputs * x_hat, constant, keepdims=True)
+    sum_g, sum_g_x_hat = sum_dy, sum_dy_x_hat
+    if scale is not None:
+        sum_g, sum_g_x_hat = sum_g * scale, sum_g_x_hat * scale
+    sum_g = ops.sum(sum_g, rest, keepdims=True)
+    sum_g_x_hat = ops.sum(sum_g_x_hat, rest, keepdims=True)
+    # d_x = inv_std * (g - (sum_g + x_hat * sum_g_x_hat) / n), plus the
+    # statistics' own cotangents when they are used: d_mean / n and
+    # d_variance * 2 (x - mean) / n, an x_hat term.
+    mean_term = None if d_mean is None else d_mean / divisor
+    variance_term = (
+        None
+        if d_variance is None
+        else d_variance * 2.0 / (inverse_std * divisor)
+    )
+    if fold_factors:
+        # TensorFlow runs one kernel per op: multiply the per-slice
+        # factors out first, leaving three full-size operations.
+        dy_factor = inverse_std if scale is None else inverse_std * scale
+        x_hat_factor = -inverse_std * sum_g_x_hat / divisor
+        constant = -inverse_std * sum_g / divisor
+        if variance_term is not None:
+            x_hat_factor = x_hat_factor + variance_term
+        if mean_term is not None:
+            constant = constant + mean_term
+        d_x = d_outputs * dy_factor + (x_hat * x_hat_factor + constant)
+    else:
+        # XLA fuses either form; with this one it keeps less in memory.
+        g = d_outputs if scale is None else d_outputs * scale
+        d_x = inverse_std * (g - (sum_g + x_hat * sum_g_x_hat) / divisor)
+        if variance_term is not None:
+            d_x = d_x + x_hat * variance_term
+        if mean_term is not None:
+            d_x = d_x + mean_term
+    d_scale = None if scale is None else _sum_to(sum_dy_x_hat, scale)
+    d_offset = None
+    if offset is not None:
+        same_shape = scale is None or offset.shape == scale.shape
+        d_offset = _sum_to(sum_dy if same_shape else d_outputs, offset)
+    return d_x, d_scale, d_offset
+
+
+def _sum_to(value, like):
+    """Sum ``value`` over the axes that ``like`` (same rank) broadcasts
+    along."""
+    axes = tuple(
+        i
+        for i, size in enumerate(like.shape)
+        if size == 1 and value.shape[i] != 1
+    )
+    return ops.reshape(ops.sum(value, axis=axes, keepdims=True), like.shape)
