@@ -45,9 +45,12 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 # --- One training step of a Keras layer, compiled per backend -------------
 
 
-def keras_layer_step(layer, x, upstream):
-    """A no-argument function running forward + backward of ``layer``."""
+def keras_layer_step(layer, x, rng):
+    """A no-argument function running forward + backward of ``layer``,
+    against a random upstream gradient of the output's shape."""
     layer.build(x.shape)
+    output_shape = layer.compute_output_shape(x.shape)
+    upstream = rng.normal(size=output_shape).astype("float32")
     # LayerNormalization-like layers take no `training` argument.
     layer.call_kwargs = (
         {"training": True} if layer._call_has_training_arg else {}
@@ -301,16 +304,14 @@ def run_case(case, repeats, rng):
     for size in sizes:
         x = rng.normal(size=size).astype("float32")
         upstream = rng.normal(size=size).astype("float32")
-        xl, ul = to_layout(x, axis), to_layout(upstream, axis)
-        steps = {"ours": keras_layer_step(ours(), xl, ul)}
+        xl = to_layout(x, axis)
+        steps = {"ours": keras_layer_step(ours(), xl, rng)}
         if core is not None:
-            steps["core"] = keras_layer_step(core(), xl, ul)
+            steps["core"] = keras_layer_step(core(), xl, rng)
         if native_kind is not None:
             native = native_step(native_kind, x, upstream, **native_options)
             if native is not None:
                 steps["native"] = native
-        if name == "BNLSTM":  # LSTM outputs have another shape
-            steps = _recurrent_steps(ours, core, x, rng)
         times = interleaved(steps, repeats)
         row = {
             "layer": name,
@@ -335,16 +336,6 @@ def run_case(case, repeats, rng):
         rows.append(row)
         print(_format_row(row), flush=True)
     return rows
-
-
-def _recurrent_steps(ours, core, x, rng):
-    steps = {}
-    for key, factory in (("ours", ours), ("core", core)):
-        layer = factory()
-        output_shape = layer.compute_output_shape(x.shape)
-        upstream = rng.normal(size=output_shape).astype("float32")
-        steps[key] = keras_layer_step(layer, x, upstream)
-    return steps
 
 
 def _format_row(row):
