@@ -147,25 +147,28 @@ class TimestepBatchNormalization(BatchNormalization):
                 ops.cast(mask, "bool"),
                 tuple(ops.shape(mask)[:2]) + (1,) * (ndim - 2),
             )
-        reduction_axes = [i for i in range(ndim) if i not in step_axes]
-        outputs, mean, variance, count = norm_ops.standardize(
+        # Batch normalization with (step, feature) channels: the fused
+        # kernels apply (keras_norms.backend); gamma and beta are shared by
+        # the steps.
+        step_shape = (ops.shape(inputs)[1], self.moving_mean.shape[1])
+
+        def per_step(parameter):
+            if parameter is None:
+                return None
+            return ops.broadcast_to(parameter, step_shape)
+
+        outputs, mean, variance, count = norm_ops.batch_normalization_training(
             inputs,
-            reduction_axes,
-            mask=mask,
-            offset=offset,
-            scale=scale,
+            axis=step_axes,
+            offset=per_step(self.beta),
+            scale=per_step(self.gamma),
             epsilon=self.epsilon,
+            mask=mask,
             all_gather=self.cross_replica_all_gather(),
         )
-        channels = self.moving_mean.shape[1]
         if len(count.shape) > 0:
-            # Same count for every feature of a step.
-            count = ops.max(ops.reshape(count, (-1, channels)), axis=1)
-        self.update_moving_statistics(
-            ops.reshape(mean, (-1, channels)),
-            ops.reshape(variance, (-1, channels)),
-            count,
-        )
+            count = ops.max(count, axis=1)  # the same for every feature
+        self.update_moving_statistics(mean, variance, count)
         return ops.cast(outputs, self.compute_dtype)
 
     def normalize_step(self, inputs, step, training=False, mask=None):
@@ -184,20 +187,17 @@ class TimestepBatchNormalization(BatchNormalization):
         if training and self.trainable:
             if mask is not None:
                 mask = ops.reshape(ops.cast(mask, "bool"), (-1, 1))
-            outputs, mean, variance, count = norm_ops.standardize(
-                inputs,
-                0,
-                mask=mask,
-                offset=self.beta,
-                scale=self.gamma,
-                epsilon=self.epsilon,
-                all_gather=self.cross_replica_all_gather(),
+            outputs, mean, variance, count = (
+                norm_ops.batch_normalization_training(
+                    inputs,
+                    offset=self.beta,
+                    scale=self.gamma,
+                    epsilon=self.epsilon,
+                    mask=mask,
+                    all_gather=self.cross_replica_all_gather(),
+                )
             )
-            statistics = (
-                ops.reshape(mean, (-1,)),
-                ops.reshape(variance, (-1,)),
-                ops.reshape(count, (-1,))[0],
-            )
+            statistics = (mean, variance, ops.reshape(count, (-1,))[0])
             return outputs, statistics
         outputs = norm_ops.normalize(
             inputs,

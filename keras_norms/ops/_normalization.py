@@ -287,7 +287,9 @@ def broadcast_parameter(parameter, ndim, axes):
         return None
     axes = canonical_axes(axes, ndim)
     shape = [1] * ndim
-    parameter_shape = tuple(parameter.shape)
+    # ops.shape: sizes unknown when traced (a time axis of None) are read
+    # at run time.
+    parameter_shape = tuple(ops.shape(parameter))
     for axis, size in zip(axes, parameter_shape, strict=True):
         shape[axis] = size
     return ops.reshape(parameter, shape)
