@@ -391,7 +391,7 @@ def test_bad_arguments_raise(kwargs, match):
         (lambda: LRN.from_tensorflow(depth_radius=-1), "depth_radius=-1"),
         (lambda: LRN.from_tensorflow(depth_radius=1.5), "depth_radius=1.5"),
         (lambda: LRN.from_tensorflow(alpha=-1.0), "`alpha`.*alpha=-1.0"),
-        (lambda: LRN.from_tensorflow(bias=0.0), "`k`.*k=0.0"),
+        (lambda: LRN.from_tensorflow(bias=0.0), "`bias`.*bias=0.0"),
         (lambda: LRN.from_alexnet(n=4), "`n`.*n=4"),
         (lambda: LRN.from_alexnet(n=0), "`n`.*n=0"),
         (lambda: LRN.from_alexnet(alpha=-2.0), "`alpha`.*alpha=-2.0"),
