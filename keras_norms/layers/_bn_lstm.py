@@ -506,8 +506,12 @@ class BNLSTM(keras.layers.RNN):
         zero_output = bool(self.zero_output_for_mask)
 
         # Keras's scan on TensorFlow requires the per-step outputs to have
-        # the structure of the carry, so the outputs *are* the carry:
+        # the structure of the carry, so there the outputs *are* the carry:
         # (h, c, output) and, in training, this step's batch statistics.
+        # Elsewhere the loop stacks only the output and the statistics
+        # (a third of the memory, and no statistics carried along).
+        mirror_carry = keras.backend.backend() == "tensorflow"
+
         def one_step(carry, elements):
             h, c, output = carry[:3]
             inputs_t, step = elements[:2]
@@ -527,14 +531,18 @@ class BNLSTM(keras.layers.RNN):
             else:
                 new_output = new_h
             new_carry = (new_h, new_c, new_output)
+            step_statistics = ()
             if training:
-                new_carry += tuple(
+                step_statistics = tuple(
                     value for term in statistics for value in term
                 )
-            return new_carry, new_carry
+            if mirror_carry:
+                new_carry += step_statistics
+                return new_carry, new_carry
+            return new_carry, (new_output,) + step_statistics
 
         init = (h, c, ops.zeros_like(h))
-        if training:
+        if training and mirror_carry:
             stats_dtype = statistics_dtype(h.dtype)
             for width in (4 * cell.units, cell.units):
                 init += (
@@ -547,9 +555,11 @@ class BNLSTM(keras.layers.RNN):
             elements += (masks,)
         final, stacked = ops.scan(one_step, init, elements)
         h, c = final[0], final[1]
-        outputs = stacked[2]
+        if mirror_carry:
+            stacked = stacked[2:]
+        outputs = stacked[0]
         if training:
-            statistics = stacked[3:]
+            statistics = stacked[1:]
             cell.update_moving_statistics([statistics[:3], statistics[3:]])
         last_output = outputs[-1]
         outputs = ops.transpose(outputs, (1, 0, 2))
