@@ -297,3 +297,24 @@ def test_standardize_gradients_through_statistics(
 
     numerical = reference.numerical_gradient(oracle_loss, x.astype("float64"))
     np.testing.assert_allclose(fast[0], numerical, rtol=1e-3, atol=1e-3)
+
+
+def test_per_step_normalization_trains_on_an_unknown_time_axis(rng):
+    # Traced with a time axis of None (TensorFlow retraces a model fitted
+    # on several lengths with a relaxed shape): the per-step parameters
+    # and the fast paths must take their sizes at run time.
+    import keras_norms
+
+    inputs = keras.Input((None, 4))
+    layer = keras_norms.layers.TimestepBatchNormalization(
+        max_timesteps=8, momentum=0.5
+    )
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", "mse")
+    for steps in (3, 5, 4):
+        x = rng.normal(2.0, 1.0, (6, steps, 4)).astype("float32")
+        model.fit(x, np.zeros_like(x), batch_size=6, epochs=1, verbose=0)
+    moving_mean = to_numpy(layer.moving_mean)
+    # Steps 0-3 saw three batches, step 4 one, steps 5-7 none.
+    assert np.all(np.abs(moving_mean[:5]) > 0.5)
+    np.testing.assert_array_equal(moving_mean[5:], 0.0)

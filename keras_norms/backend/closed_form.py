@@ -29,8 +29,11 @@ def full_rank(parameter, x):
     if parameter is None:
         return None
     parameter = ops.cast(parameter, x.dtype)
-    lead = (1,) * (len(x.shape) - len(parameter.shape))
-    return ops.reshape(parameter, lead + tuple(parameter.shape))
+    lead = len(x.shape) - len(parameter.shape)
+    if not lead:
+        return parameter
+    # ops.shape: sizes unknown when traced are read at run time.
+    return ops.reshape(parameter, (1,) * lead + tuple(ops.shape(parameter)))
 
 
 def forward(x, scale, offset, axes, epsilon):
@@ -119,4 +122,6 @@ def _sum_to(value, like):
         for i, size in enumerate(like.shape)
         if size == 1 and value.shape[i] != 1
     )
-    return ops.reshape(ops.sum(value, axis=axes, keepdims=True), like.shape)
+    return ops.reshape(
+        ops.sum(value, axis=axes, keepdims=True), tuple(ops.shape(like))
+    )
