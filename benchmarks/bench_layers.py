@@ -20,10 +20,11 @@ Natives are the fused kernels a hand-written model would call:
 ``local_response_norm`` (in torch's channels-first layout), TensorFlow's
 fused batch norm and ``tf.nn.local_response_normalization``. JAX has none.
 
-On JAX, the compiled program's temporary memory (XLA ``memory_analysis``)
-is reported as well. Results go to ``benchmarks/results/<backend>.json``
-(``--output``); ``benchmarks/render_results.py`` turns the three files into
-the docs page.
+Memory: on JAX the compiled program's temporary memory (XLA
+``memory_analysis``); on torch the peak of the memory allocated during one
+step (torch profiler), outputs and gradients included. Results go to
+``benchmarks/results/<backend>.json`` (``--output``);
+``benchmarks/render_results.py`` turns the three files into the docs page.
 """
 
 import argparse
@@ -123,6 +124,23 @@ def _torch_layer_step(layer, x, upstream):
             tensor.grad = None
         (layer(x, **layer.call_kwargs) * upstream).sum().backward()
 
+    return _with_torch_peak_bytes(step)
+
+
+def _with_torch_peak_bytes(step):
+    """Attach the peak of the memory allocated during one step (torch
+    profiler: allocations and frees in time order, above the start)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile
+
+    step()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        step()
+    current = peak = 0
+    for event in sorted(p.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    step.temporary_bytes = peak
     return step
 
 
@@ -173,7 +191,7 @@ def _torch_native(kind, x, upstream, groups=None, size=5):
             tensor.grad = None
         (kernel() * up).sum().backward()
 
-    return step
+    return _with_torch_peak_bytes(step)
 
 
 def _tensorflow_native(kind, x, upstream, size=5, **_):
@@ -345,7 +363,7 @@ def _format_row(row):
     )
     memory = row.get("temporary_MiB")
     memory = (
-        "  temp MiB " + " ".join(f"{k} {v:.1f}" for k, v in memory.items())
+        "  MiB " + " ".join(f"{k} {v:.1f}" for k, v in memory.items())
         if memory
         else ""
     )

@@ -40,8 +40,9 @@ backends and renders this page).
   `layer_norm` / `local_response_norm` (on channels-first data, their
   layout), TensorFlow's fused batch norm and
   `tf.nn.local_response_normalization`. JAX has none.
-- **Memory** (JAX): the compiled step's temporary memory from XLA's
-  `memory_analysis`, in MiB.
+- **Memory**, in MiB: on JAX the compiled step's temporary memory from
+  XLA's `memory_analysis`; on torch the peak of the memory allocated during
+  one step (torch profiler; outputs and gradients included).
 - The smallest sizes measure mostly the per-call overhead of a Keras layer
   (about 0.5 ms on torch, paid by Keras core's layers too), which a bare
   kernel call does not have.
@@ -73,14 +74,16 @@ def table(result):
         "python benchmarks/bench_layers.py`",
         "",
         "| layer | input | ours ms | core ms | native ms | vs core | "
-        "vs native | temp MiB ours / core |",
+        "vs native | MiB ours / core / native |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         ms = row["median_ms"]
         memory = row.get("temporary_MiB", {})
         memory_text = (
-            f"{fmt(memory.get('ours'), 1)} / {fmt(memory.get('core'), 1)}"
+            " / ".join(
+                fmt(memory.get(who), 1) for who in ("ours", "core", "native")
+            )
             if memory
             else "–"
         )
