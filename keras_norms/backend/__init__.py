@@ -21,6 +21,7 @@ import importlib
 import keras
 
 FAST_PATHS = (
+    "scan",
     "standardize",
     "batch_normalization_training",
     "layer_normalization",

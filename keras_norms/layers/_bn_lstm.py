@@ -16,6 +16,7 @@ from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import check_rate
 from keras_norms._validation import check_seed
 from keras_norms._validation import get_keras_object
+from keras_norms.backend import fast_path
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
@@ -282,7 +283,8 @@ class BNLSTMCell(keras.layers.Layer):
             layer.update_moving_statistics(mean, variance, count)
 
     def call(self, inputs, states, training=False):
-        if training:
+        # A frozen cell runs in inference mode, as every Keras layer does.
+        if training and self.trainable:
             raise ValueError(
                 f"Cell '{self.name}' cannot train inside keras.layers.RNN: "
                 "its per-step batch statistics have to leave the time loop "
@@ -553,7 +555,10 @@ class BNLSTM(keras.layers.RNN):
         elements = (input_terms, steps)
         if masks is not None:
             elements += (masks,)
-        final, stacked = ops.scan(one_step, init, elements)
+        # TensorFlow's own loop is bounded by the length, so that XLA
+        # (jit_compile=True) compiles its gradient.
+        scan = fast_path("scan") or ops.scan
+        final, stacked = scan(one_step, init, elements, length=time)
         h, c = final[0], final[1]
         if mirror_carry:
             stacked = stacked[2:]
