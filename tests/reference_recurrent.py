@@ -21,10 +21,18 @@ def _batch_moments(values, keep):
 
 
 def timestep_batch_norm_train(
-    x, gamma=None, beta=None, epsilon=1e-3, mask=None
+    x,
+    gamma=None,
+    beta=None,
+    epsilon=1e-3,
+    mask=None,
+    mean_table=None,
+    variance_table=None,
 ):
     """x: (batch, time, ..., features). Statistics per step and feature over
-    the batch and any axes between time and features."""
+    the batch and any axes between time and features. A step that no
+    sample reaches is normalized with its row of the moving-statistics
+    tables (default: the layers' initial 0 and 1)."""
     x = np.asarray(x, np.float64)
     batch, time = x.shape[:2]
     keep = np.ones((batch, time), bool) if mask is None else np.asarray(mask)
@@ -36,7 +44,11 @@ def timestep_batch_norm_train(
         rows = step.reshape(-1, x.shape[-1])
         row_keep = np.repeat(keep[:, t], step.shape[1])
         mean, variance, count = _batch_moments(rows, row_keep)
-        y[:, t] = (x[:, t] - mean) / np.sqrt(variance + epsilon)
+        used_mean, used_variance = mean, variance
+        if count == 0:
+            used_mean = 0.0 if mean_table is None else mean_table[t]
+            used_variance = 1.0 if variance_table is None else variance_table[t]
+        y[:, t] = (x[:, t] - used_mean) / np.sqrt(used_variance + epsilon)
         means.append(mean)
         variances.append(variance)
         counts.append(count)

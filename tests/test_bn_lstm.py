@@ -249,3 +249,62 @@ def test_training_on_longer_sequences_is_an_error():
     layer = BNLSTM(UNITS, max_timesteps=3)
     with pytest.raises(ValueError, match="Received: 5 steps"):
         layer(np.ones((2, 5, 1), "float32"), training=True)
+
+
+def test_frozen_cell_inside_keras_rnn_trains_around_it(rng):
+    # Issue 11, defect 3: a frozen BNLSTMCell in keras.layers.RNN runs in
+    # inference mode under fit, as a frozen Keras layer does.
+    cell = BNLSTMCell(UNITS, max_timesteps=5)
+    rnn = keras.layers.RNN(cell)
+    rnn.trainable = False
+    inputs = keras.Input((5, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(rnn(inputs)))
+    model.compile("sgd", "mse")
+    x = rng.normal(size=(8, 5, 3)).astype("float32")
+    before = [to_numpy(w) for w in rnn.weights]
+    model.fit(x, np.zeros((8, 2)), epochs=2, verbose=0)
+    for old, weight in zip(before, rnn.weights, strict=True):
+        np.testing.assert_array_equal(to_numpy(weight), old)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="no XLA compilation on torch"
+)
+def test_trains_under_jit_compile_like_eager(rng):
+    # Issue 11, defect 1: TensorFlow's XLA refused the time loop's gradient.
+    x = rng.normal(size=(8, 6, 3)).astype("float32")
+    y = rng.normal(size=(8, UNITS)).astype("float32")
+    results = []
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((6, 3))
+        layer = BNLSTM(UNITS, momentum=0.5)
+        model = keras.Model(inputs, layer(inputs))
+        model.compile("sgd", "mse", jit_compile=jit_compile)
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        results.append([to_numpy(w) for w in model.weights])
+    for eager, compiled in zip(*results, strict=True):
+        np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_time_axis_fits_several_lengths_and_exports(rng, tmp_path):
+    # Issue 11, defect 2: TensorFlow failed on an unknown time axis.
+    inputs = keras.Input((None, 3))
+    layer = BNLSTM(UNITS, max_timesteps=6, return_sequences=True)
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", "mse")
+    for steps in (4, 6, 5):
+        x = rng.normal(size=(5, steps, 3)).astype("float32")
+        model.fit(x, np.zeros((5, steps, UNITS)), epochs=1, verbose=0)
+    longer = rng.normal(size=(2, 9, 3)).astype("float32")
+    predicted = model.predict(longer, verbose=0)
+    assert predicted.shape == (2, 9, UNITS)
+    if keras.backend.backend() != "tensorflow":
+        return  # export (a SavedModel) is checked where it is native
+    path = str(tmp_path / "exported")
+    model.export(path, verbose=False)
+    import tensorflow as tf
+
+    exported = tf.saved_model.load(path)
+    served = exported.serve(longer)
+    np.testing.assert_allclose(np.asarray(served), predicted, rtol=1e-5)

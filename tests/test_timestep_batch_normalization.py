@@ -162,3 +162,31 @@ def test_bad_arguments(make, message):
 def test_bad_shapes(layer, shape, message):
     with pytest.raises(ValueError, match=message):
         layer.build(shape)
+
+
+def test_step_masked_in_every_sample_uses_its_moving_statistics(rng):
+    # Issue 11, defect 5: such a step has no batch statistics; it used to
+    # be normalized with (0, 0), i.e. scaled by 1 / sqrt(epsilon).
+    x = _drifting_sequences(rng, (6, 4, 3))
+    mask = np.ones((6, 4), bool)
+    mask[:, 2] = False  # step 2: padding in every sample
+    mask[0, 1] = False
+    layer = TimestepBatchNormalization(momentum=0.5)
+    layer.build(x.shape)
+    mean_table = rng.normal(size=(4, 3))
+    variance_table = rng.uniform(0.5, 2.0, (4, 3))
+    layer.moving_mean.assign(mean_table)
+    layer.moving_variance.assign(variance_table)
+    y = layer(x, training=True, mask=mask)
+    expected, *_ = reference.timestep_batch_norm_train(
+        x,
+        np.ones(3),
+        np.zeros(3),
+        mask=mask,
+        mean_table=mean_table,
+        variance_table=variance_table,
+    )
+    np.testing.assert_allclose(to_numpy(y), expected, rtol=1e-4, atol=1e-4)
+    # Its moving statistics stay; the others move.
+    np.testing.assert_allclose(to_numpy(layer.moving_mean)[2], mean_table[2])
+    assert not np.allclose(to_numpy(layer.moving_mean)[1], mean_table[1])

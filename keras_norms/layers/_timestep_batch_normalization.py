@@ -29,8 +29,10 @@ class TimestepBatchNormalization(BatchNormalization):
     At inference, steps beyond ``max_timesteps`` use the statistics of the
     last step. In training a longer sequence is an error. With a mask
     ``(batch, time)``, padded steps of a sample are excluded from that
-    step's statistics and a step that is padded in every sample leaves its
-    moving statistics unchanged.
+    step's statistics, and a step that is padded in every sample has no
+    batch statistics: it leaves its moving statistics unchanged and is
+    normalized with them, as at inference (rather than with a variance of
+    0, which would scale it by ``1 / sqrt(epsilon)``).
 
     Takes every argument of `BatchNormalization` (``axis`` is the features
     axis and may not be the batch or time axis), plus:
@@ -111,29 +113,12 @@ class TimestepBatchNormalization(BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         ndim = len(inputs.shape)
         step_axes = (1, self._channel_axis)
-        scale = norm_ops.broadcast_parameter(
-            self.gamma, ndim, self._channel_axis
-        )
-        offset = norm_ops.broadcast_parameter(
-            self.beta, ndim, self._channel_axis
-        )
         time = inputs.shape[1]
         if not (training and self.trainable):
-            steps = ops.arange(ops.shape(inputs)[1], dtype="int32")
-
-            def statistic(table):
-                rows = norm_ops.step_statistics(table, steps)
-                return norm_ops.broadcast_parameter(rows, ndim, step_axes)
-
-            outputs = norm_ops.normalize(
-                inputs,
-                statistic(self.moving_mean),
-                statistic(self.moving_variance),
-                offset=offset,
-                scale=scale,
-                epsilon=self.epsilon,
+            return ops.cast(
+                self._normalize_with_moving_statistics(inputs),
+                self.compute_dtype,
             )
-            return ops.cast(outputs, self.compute_dtype)
 
         if time is not None and time > self._steps:
             raise ValueError(
@@ -168,8 +153,40 @@ class TimestepBatchNormalization(BatchNormalization):
         )
         if len(count.shape) > 0:
             count = ops.max(count, axis=1)  # the same for every feature
+            # A step that no sample reaches has no batch statistics: it is
+            # normalized with its moving ones, as at inference.
+            outputs = ops.where(
+                norm_ops.broadcast_parameter(count > 0, ndim, 1),
+                outputs,
+                self._normalize_with_moving_statistics(inputs),
+            )
         self.update_moving_statistics(mean, variance, count)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _normalize_with_moving_statistics(self, inputs):
+        """Inference: each step with its own moving statistics."""
+        ndim = len(inputs.shape)
+        steps = ops.arange(ops.shape(inputs)[1], dtype="int32")
+
+        def statistic(table):
+            rows = norm_ops.step_statistics(table, steps)
+            return norm_ops.broadcast_parameter(
+                rows, ndim, (1, self._channel_axis)
+            )
+
+        def parameter(weight):
+            return norm_ops.broadcast_parameter(
+                weight, ndim, self._channel_axis
+            )
+
+        return norm_ops.normalize(
+            inputs,
+            statistic(self.moving_mean),
+            statistic(self.moving_variance),
+            offset=parameter(self.beta),
+            scale=parameter(self.gamma),
+            epsilon=self.epsilon,
+        )
 
     def normalize_step(self, inputs, step, training=False, mask=None):
         """Normalize one time step ``(batch, features)`` of a sequence.
@@ -197,9 +214,19 @@ class TimestepBatchNormalization(BatchNormalization):
                     all_gather=self.cross_replica_all_gather(),
                 )
             )
-            statistics = (mean, variance, ops.reshape(count, (-1,))[0])
-            return outputs, statistics
-        outputs = norm_ops.normalize(
+            count = ops.reshape(count, (-1,))[0]
+            if mask is not None:
+                # No sample reaches this step: its moving statistics.
+                outputs = ops.where(
+                    count > 0,
+                    outputs,
+                    self._normalize_step_with_moving_statistics(inputs, step),
+                )
+            return outputs, (mean, variance, count)
+        return self._normalize_step_with_moving_statistics(inputs, step), None
+
+    def _normalize_step_with_moving_statistics(self, inputs, step):
+        return norm_ops.normalize(
             inputs,
             norm_ops.step_statistics(self.moving_mean, step),
             norm_ops.step_statistics(self.moving_variance, step),
@@ -207,7 +234,6 @@ class TimestepBatchNormalization(BatchNormalization):
             scale=self.gamma,
             epsilon=self.epsilon,
         )
-        return outputs, None
 
     def update_moving_statistics(self, mean, variance, count):
         """Fold one batch's per-step statistics into the moving ones.
