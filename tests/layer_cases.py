@@ -45,6 +45,22 @@ LAYER_CASES = {
         lambda: keras_norms.layers.BNLSTM(4, return_sequences=True),
         (3, 5, 2),
     ),
+    "lrn_across_channels": (
+        lambda: keras_norms.layers.LocalResponseNormalization(
+            size=3, alpha=0.5, beta=0.75, k=2.0
+        ),
+        (4, 5, 5, 6),
+    ),
+    "lrn_within_channel": (
+        lambda: keras_norms.layers.LocalResponseNormalization(
+            size=3, alpha=0.5, mode="within_channel", axis=1
+        ),
+        (4, 3, 6, 6),
+    ),
+    "prelu": (
+        lambda: keras_norms.layers.PReLU(shared_axes=[1, 2]),
+        (4, 5, 5, 3),
+    ),
     "weight_norm_dense": (
         lambda: keras_norms.layers.WeightNormalization(keras.layers.Dense(3)),
         (4, 6),
