@@ -101,13 +101,20 @@ def group_normalization(x, groups, channel_axis, offset, scale, epsilon):
     first = _first_values(moved, (0, 1)).reshape(batch, groups, -1)
     shift = first[:, :, :1].expand(-1, -1, channels // groups)
     shift = shift.reshape((batch, channels) + (1,) * (x.dim() - 2))
-    outputs = F.group_norm(
-        moved - shift,
-        groups,
-        weight=_parameter(scale, x.dtype),
-        bias=_parameter(offset, x.dtype),
-        eps=epsilon,
-    )
+    shifted = moved - shift
+    weight = _parameter(scale, x.dtype)
+    bias = _parameter(offset, x.dtype)
+    if (
+        torch.is_grad_enabled()
+        and not shifted.requires_grad
+        and any(p is not None and p.requires_grad for p in (weight, bias))
+    ):
+        # torch 2.13's CPU group_norm backward crashes (segfault) on a
+        # channels-last input that needs no gradient while gamma/beta do
+        # (e.g. a model's first layer); asking for the input's gradient
+        # too avoids it, at no extra pass (the kernel computes both).
+        shifted.requires_grad_(True)
+    outputs = F.group_norm(shifted, groups, weight, bias, epsilon)
     return torch.movedim(outputs, 1, channel_axis)
 
 
