@@ -18,6 +18,7 @@ import keras_norms
 import reference
 from helpers import float64_enabled
 from helpers import to_numpy
+from helpers import value_and_gradients
 
 OPS = keras_norms.ops
 PROPERTY = settings(max_examples=6, deadline=None, derandomize=True)
@@ -229,7 +230,7 @@ def test_local_response_norm(dtype, data, size, mode):
 @pytest.mark.parametrize("dtype", DTYPES)
 @PROPERTY
 @given(data=st.data(), shape=_shape())
-def test_prelu_value_and_gradients(dtype, data, shape):
+def test_prelu(dtype, data, shape):
     with float64_enabled():
         x, exact = _tensor(data, shape, dtype)
         slope = keras.ops.cast(
@@ -237,3 +238,26 @@ def test_prelu_value_and_gradients(dtype, data, shape):
         )
         alpha = to_numpy(keras.ops.cast(slope, "float64"))
         _close(OPS.prelu(x, slope), reference.prelu(exact, alpha), dtype)
+
+
+@PROPERTY
+@given(m=st.integers(2, 6), channels=st.integers(1, 4), seed=st.integers(0, 99))
+def test_batch_normalization_gradients(m, channels, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(m, channels))
+    gamma = rng.uniform(0.5, 1.5, channels)
+    beta = rng.normal(size=channels)
+    dy = rng.normal(size=(m, channels))
+
+    def loss(x, gamma, beta):
+        outputs, _, _, _ = OPS.batch_normalization_training(
+            x, offset=beta, scale=gamma
+        )
+        return keras.ops.sum(outputs * keras.ops.convert_to_tensor(dy))
+
+    with float64_enabled():
+        _, grads = value_and_gradients(loss, x, gamma, beta)
+    for got, want in zip(
+        grads, reference.batch_norm_backward(x, dy, gamma), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
