@@ -12,8 +12,8 @@ unchanged (the shift is held constant for the gradient, which is exact for
 the same reason). This costs one elementwise pass.
 
 Each function returns ``NotImplemented`` where the kernel does not apply
-(dtypes other than float32/float64; one value per statistic in batch norm,
-which torch refuses).
+(dtypes other than float32/float64; one value per statistic, which torch
+refuses).
 """
 
 import math
@@ -97,6 +97,8 @@ def group_normalization(x, groups, channel_axis, offset, scale, epsilon):
         return NotImplemented
     moved = torch.movedim(x, channel_axis, 1)
     batch, channels = moved.shape[0], moved.shape[1]
+    if math.prod(moved.shape[1:]) // groups < 2:
+        return NotImplemented  # torch refuses one value per group
     # One value per sample and group, repeated over the group's channels.
     first = _first_values(moved, (0, 1)).reshape(batch, groups, -1)
     shift = first[:, :, :1].expand(-1, -1, channels // groups)
