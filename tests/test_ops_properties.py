@@ -8,7 +8,6 @@ examples per property keep CI reproducible and fast.
 import keras
 import numpy as np
 import pytest
-from hypothesis import assume
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -185,11 +184,6 @@ def test_group_normalization(dtype, data, shape, groups):
         shape = list(shape)
         per_group = data.draw(st.integers(1, 2), label="channels per group")
         shape[axis] = (abs(groups) if groups > 0 else 3) * per_group
-        # Known torch failure, pinned in test_degenerate_inputs.py.
-        assume(
-            keras.backend.backend() != "torch"
-            or np.prod(shape) // shape[axis] * per_group > 1
-        )
         x, exact = _tensor(data, tuple(shape), dtype)
         outputs = OPS.group_normalization(x, groups, axis=axis)
         want_groups = shape[axis] if groups == -1 else groups
