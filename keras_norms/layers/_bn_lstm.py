@@ -558,7 +558,9 @@ class BNLSTM(keras.layers.RNN):
         # TensorFlow's own loop is bounded by the length, so that XLA
         # (jit_compile=True) compiles its gradient.
         scan = fast_path("scan") or ops.scan
-        final, stacked = scan(one_step, init, elements, length=time)
+        # (Only a concrete length: JAX's export traces a symbolic one.)
+        length = time if isinstance(time, int) else None
+        final, stacked = scan(one_step, init, elements, length=length)
         h, c = final[0], final[1]
         if mirror_carry:
             stacked = stacked[2:]
