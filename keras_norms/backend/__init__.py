@@ -9,6 +9,10 @@ implementation when there is none, or when the function returns
 facts only: rank, dtype, shapes, never tensor values, so it traces under
 ``jit``). Layers never ask which backend runs.
 
+``scan`` is the time loop of `keras_norms.layers.BNLSTM` (TensorFlow's
+own, bounded so that XLA compiles its gradient; `keras.ops.scan`
+elsewhere).
+
 Every fast path computes exactly the reference's semantics: the same
 outputs, gradients to every input, and statistics stable on data whose
 mean is large next to its spread. The tests compare each against the
