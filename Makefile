@@ -10,7 +10,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := tensorflow-cpu,jax,torch,test,examples
 
-.PHONY: install demo test lint format docs bench bench-smoke clean
+.PHONY: install demo test lint format docs bench bench-smoke tutorials \
+	tutorials-smoke clean
 
 install: $(STAMP)
 
@@ -55,6 +56,16 @@ bench-smoke: $(STAMP)
 		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_layers.py \
 		--tiny || exit 1; \
 	done
+
+# The tutorials (examples/tutorials/) at full size: they write the figures
+# and numbers that docs/tutorials/ shows. Default backend torch; choose with
+# KERAS_BACKEND=... make tutorials.
+tutorials: $(STAMP)
+	PYTHON=$(BIN)/python bash scripts/run_tutorials.sh
+
+# Every tutorial at a tiny size, so they keep working (CI).
+tutorials-smoke: $(STAMP)
+	KERAS_NORMS_SMOKE=1 PYTHON=$(BIN)/python bash scripts/run_tutorials.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -72,17 +72,14 @@ def calculate_gain(nonlinearity, param=None):
     | selu                                      | 3/4                         |
 
     Args:
-
         nonlinearity: Name of the nonlinearity, one of the table's.
         param: The negative slope for ``"leaky_relu"`` (default 0.01); it
             must be ``None`` for the others.
 
     Returns:
-
         The gain, a float.
 
     Example:
-
     >>> from keras_norms.initializers import calculate_gain
     >>> round(calculate_gain("leaky_relu", 0.25), 6)
     1.371989
@@ -110,7 +107,6 @@ def compute_fans(shape):
     in_channels)``, the two swap, as in Keras and PyTorch.)
 
     Raises:
-
         ValueError: if the shape has rank < 2 (there is no fan-in/fan-out
             to speak of) or a dimension that is not a positive int.
     """
@@ -151,7 +147,6 @@ class VarianceScaling(keras.initializers.Initializer):
       that generator.
 
     Args:
-
         scale: Positive float, the variance times ``n``.
         mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
         distribution: ``"normal"`` (untruncated) or ``"uniform"``.
@@ -241,7 +236,6 @@ class XavierUniform(_Xavier):
     `HeNormal` / `HeUniform` there.
 
     Args:
-
         gain: Positive float ``g`` multiplying the bound (see
             `calculate_gain`; e.g. 5/3 for tanh).
         seed: ``None`` (new values on every call, reproducible under
@@ -251,12 +245,10 @@ class XavierUniform(_Xavier):
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
-
         Glorot & Bengio, "Understanding the difficulty of training deep
         feedforward neural networks", AISTATS 2010.
 
     Example:
-
     >>> import keras, keras_norms
     >>> dense = keras.layers.Dense(
     ...     4, kernel_initializer=keras_norms.initializers.XavierUniform(seed=0)
@@ -277,7 +269,6 @@ class XavierNormal(_Xavier):
     `keras.initializers.GlorotNormal`, the normal is not truncated.
 
     Args:
-
         gain: Positive float ``g`` multiplying the standard deviation (see
             `calculate_gain`).
         seed: ``None`` (new values on every call, reproducible under
@@ -287,12 +278,10 @@ class XavierNormal(_Xavier):
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
-
         Glorot & Bengio, "Understanding the difficulty of training deep
         feedforward neural networks", AISTATS 2010.
 
     Example:
-
     >>> import keras_norms
     >>> init = keras_norms.initializers.XavierNormal(seed=0)
     >>> tuple(init((3, 3, 16, 32)).shape)
@@ -342,7 +331,6 @@ class HeNormal(_He):
     (as in the paper and ``torch.nn.init.kaiming_normal_``).
 
     Args:
-
         mode: ``"fan_in"`` (preserve the forward variance) or
             ``"fan_out"`` (preserve the backward variance).
         negative_slope: Float ``a``, the negative slope of the PReLU /
@@ -355,13 +343,11 @@ class HeNormal(_He):
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
-
         He, Zhang, Ren & Sun, "Delving Deep into Rectifiers: Surpassing
         Human-Level Performance on ImageNet Classification", ICCV 2015,
         Section 2.2.
 
     Example:
-
     >>> import keras, keras_norms
     >>> conv = keras.layers.Conv2D(
     ...     16, 3, kernel_initializer=keras_norms.initializers.HeNormal(
@@ -381,7 +367,6 @@ class HeUniform(_He):
     $$W \sim U[-b, b], \quad b = \sqrt{\frac{6}{(1 + a^2)\, n_l}}$$
 
     Args:
-
         mode: ``"fan_in"`` or ``"fan_out"`` (see `HeNormal`).
         negative_slope: Float ``a``, the negative slope of the PReLU /
             leaky ReLU that follows (``0`` for ReLU).
@@ -392,11 +377,9 @@ class HeUniform(_He):
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 
     Reference:
-
         He, Zhang, Ren & Sun, "Delving Deep into Rectifiers", ICCV 2015.
 
     Example:
-
     >>> import keras_norms
     >>> init = keras_norms.initializers.HeUniform(seed=0)
     >>> tuple(init((64, 32)).shape)

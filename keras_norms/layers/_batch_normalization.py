@@ -85,7 +85,6 @@ class BatchNormalization(AffineNormalization):
     ``momentum=0.99`` corresponds to PyTorch ``momentum=0.01``.
 
     Args:
-
         axis: Integer, the channel axis (``-1`` for channels-last data,
             ``1`` after a ``data_format="channels_first"`` convolution).
         momentum: Momentum of the moving averages, in ``[0, 1)``.
@@ -124,7 +123,6 @@ class BatchNormalization(AffineNormalization):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Call arguments:
-
         inputs: Tensor of rank >= 2.
         training: ``True`` normalizes with the batch statistics and updates
             the moving ones; ``False``/``None`` uses the moving statistics.
@@ -134,16 +132,13 @@ class BatchNormalization(AffineNormalization):
             statistics.
 
     Input shape:
-
         Any, rank >= 2. Output shape: same as input.
 
     Reference:
-
         Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network
         Training by Reducing Internal Covariate Shift", ICML 2015.
 
     Example:
-
     >>> import numpy as np, keras, keras_norms
     >>> layer = keras_norms.layers.BatchNormalization()
     >>> x = np.random.default_rng(0).normal(1e4, 1.0, (64, 8))

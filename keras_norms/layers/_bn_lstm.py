@@ -55,7 +55,6 @@ class BNLSTMCell(keras.layers.Layer):
     that each step reads its own population statistics.
 
     Args:
-
         units: Positive int, dimensionality of the output.
         activation: Activation for the cell input and output (``tanh``).
         recurrent_activation: Activation of the gates (``sigmoid``).
@@ -78,7 +77,6 @@ class BNLSTMCell(keras.layers.Layer):
         **kwargs: Base layer keyword arguments.
 
     Reference:
-
         Cooijmans, Ballas, Laurent, Gülçehre & Courville, "Recurrent Batch
         Normalization", ICLR 2017 (arXiv:1603.09025).
     """
@@ -381,7 +379,6 @@ class BNLSTM(keras.layers.RNN):
     state unchanged and is excluded from that step's statistics.
 
     Args:
-
         units: Positive int, dimensionality of the output.
         return_sequences: Return the full sequence of outputs.
         return_state: Also return the last ``h`` and ``c``.
@@ -393,15 +390,12 @@ class BNLSTM(keras.layers.RNN):
             and base layer arguments.
 
     Input shape:
-
         ``(batch, time, features)``.
 
     Reference:
-
         Cooijmans et al., "Recurrent Batch Normalization", ICLR 2017.
 
     Example:
-
     >>> import numpy as np, keras_norms
     >>> layer = keras_norms.layers.BNLSTM(8, return_sequences=True)
     >>> layer(np.ones((4, 10, 3), "float32"), training=True).shape

@@ -29,7 +29,6 @@ class GroupNormalization(AffineNormalization):
     ``gamma`` and ``beta`` are per channel.
 
     Args:
-
         groups: Positive int dividing the number of channels, or ``-1``
             for instance normalization.
         axis: Integer, the channel axis.
@@ -45,15 +44,12 @@ class GroupNormalization(AffineNormalization):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Input shape:
-
         Any, rank >= 2. Output shape: same as input.
 
     Reference:
-
         Wu & He, "Group Normalization", ECCV 2018.
 
     Example:
-
     >>> import numpy as np, keras_norms
     >>> layer = keras_norms.layers.GroupNormalization(groups=2)
     >>> layer(np.ones((1, 4, 4, 6), "float32")).shape

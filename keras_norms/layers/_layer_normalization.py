@@ -24,7 +24,6 @@ class LayerNormalization(AffineNormalization):
     ``gamma`` and ``beta`` have the shape of the input at ``axis``.
 
     Args:
-
         axis: Int or list of ints, the axes normalized over (usually the
             features axis ``-1``). The batch axis is not allowed.
         epsilon: Positive float added to the variance.
@@ -39,15 +38,12 @@ class LayerNormalization(AffineNormalization):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Input shape:
-
         Any, rank >= 2. Output shape: same as input.
 
     Reference:
-
         Ba, Kiros & Hinton, "Layer Normalization", arXiv:1607.06450.
 
     Example:
-
     >>> import numpy as np, keras_norms
     >>> layer = keras_norms.layers.LayerNormalization()
     >>> layer(np.ones((2, 3), "float32")).shape

@@ -51,7 +51,6 @@ class LocalResponseNormalization(keras.layers.Layer):
     the input's dtype.
 
     Args:
-
         size: Positive int, the window width ``n``.
         alpha: Non-negative float, the scale (Caffe/PyTorch meaning:
             divided by the window size).
@@ -63,20 +62,17 @@ class LocalResponseNormalization(keras.layers.Layer):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Input shape:
-
         ``"across_channels"``: any rank >= 2 ``(batch, ..., channels)``.
         ``"within_channel"``: rank 3, 4 or 5 (batch, one to three spatial
         axes, channels). Output shape: same as input.
 
     Reference:
-
         Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep
         Convolutional Neural Networks", NeurIPS 2012, Section 3.3.
         Jia et al., "Caffe: Convolutional Architecture for Fast Feature
         Embedding", 2014 (the ``LRN`` layer and its two modes).
 
     Example:
-
     >>> import numpy as np, keras_norms
     >>> layer = keras_norms.layers.LocalResponseNormalization.from_alexnet()
     >>> layer.size, layer.k, round(layer.alpha, 6)
@@ -119,7 +115,6 @@ class LocalResponseNormalization(keras.layers.Layer):
         ``size``. The defaults are TensorFlow's.
 
         Args:
-
             depth_radius: Non-negative int, the half-width ``r``.
             bias: Positive float, TensorFlow's ``bias`` (our ``k``).
             alpha: Non-negative float, TensorFlow's ``alpha``.
@@ -145,7 +140,6 @@ class LocalResponseNormalization(keras.layers.Layer):
         ``n`` channels only then).
 
         Args:
-
             k: Positive float, the additive constant.
             n: Positive odd int, the number of adjacent channels.
             alpha: Non-negative float, the paper's ``alpha``.

@@ -32,7 +32,6 @@ class PReLU(keras.layers.Layer):
     *channel-shared* variant shares every non-batch axis (one slope).
 
     Args:
-
         alpha_initializer: Initializer for the slopes; a float means a
             constant (default ``0.25``).
         alpha_regularizer: Optional regularizer for the slopes. (The paper
@@ -45,18 +44,15 @@ class PReLU(keras.layers.Layer):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Input shape:
-
         Any, rank >= 2; the non-shared axes must have a known size.
         Output shape: same as input.
 
     Reference:
-
         He, Zhang, Ren & Sun, "Delving Deep into Rectifiers: Surpassing
         Human-Level Performance on ImageNet Classification", ICCV 2015,
         Section 2.1.
 
     Example:
-
     >>> import keras, numpy as np, keras_norms
     >>> layer = keras_norms.layers.PReLU(shared_axes=[1, 2])
     >>> y = keras.ops.convert_to_numpy(layer(np.full((1, 4, 4, 3), -2.0)))

@@ -38,22 +38,18 @@ class TimestepBatchNormalization(BatchNormalization):
     axis and may not be the batch or time axis), plus:
 
     Args:
-
         max_timesteps: Number of steps with their own statistics. ``None``
             takes the length of the time axis of the built input shape.
         **kwargs: The arguments of `BatchNormalization`.
 
     Input shape:
-
         ``(batch, time, ..., features)``, rank >= 3. Output: same shape.
 
     Reference:
-
         Cooijmans, Ballas, Laurent, Gülçehre & Courville, "Recurrent Batch
         Normalization", ICLR 2017 (arXiv:1603.09025).
 
     Example:
-
     >>> import numpy as np, keras_norms
     >>> layer = keras_norms.layers.TimestepBatchNormalization()
     >>> layer(np.ones((4, 10, 3), "float32"), training=True).shape
@@ -272,7 +268,6 @@ class RecurrentBatchNormalization(TimestepBatchNormalization):
     plays the role of ``beta``. Any argument can still be overridden.
 
     Reference:
-
         Cooijmans et al., "Recurrent Batch Normalization", ICLR 2017.
     """
 

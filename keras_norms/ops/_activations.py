@@ -9,23 +9,19 @@ def prelu(x, alpha):
     $$f(x) = \max(0, x) + a \min(0, x)$$
 
     Args:
-
         x: Input tensor.
         alpha: The negative slope ``a``: a number or a tensor broadcastable
             to ``x`` (e.g. one slope per channel). It is cast to the dtype
             of ``x``.
 
     Returns:
-
         A tensor of the shape and dtype of ``x``.
 
     Reference:
-
         He, Zhang, Ren & Sun, "Delving Deep into Rectifiers: Surpassing
         Human-Level Performance on ImageNet Classification", ICCV 2015.
 
     Example:
-
     >>> import numpy as np, keras_norms
     >>> y = keras_norms.ops.prelu(np.array([-2.0, 3.0], "float32"), 0.25)
     >>> [float(v) for v in np.asarray(y)]

@@ -187,7 +187,6 @@ def local_response_norm(
     mode, with ``k`` in place of Caffe's fixed 1.
 
     Args:
-
         x: Input tensor; rank >= 2 for ``"across_channels"``, rank 3, 4 or
             5 (one to three spatial axes) for ``"within_channel"``.
         size: Positive int, the window width ``n`` (odd for
@@ -200,18 +199,15 @@ def local_response_norm(
             channels-first).
 
     Returns:
-
         A tensor of the shape and dtype of ``x``; computed in at least
         float32.
 
     Reference:
-
         Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep
         Convolutional Neural Networks", NeurIPS 2012, Section 3.3; Caffe's
         LRN layer.
 
     Example:
-
     >>> import numpy as np, keras_norms
     >>> x = np.ones((1, 2, 2, 3), "float32")
     >>> y = keras_norms.ops.local_response_norm(x, size=3, alpha=3.0, beta=1.0)
