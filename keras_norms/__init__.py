@@ -7,6 +7,8 @@ Submodules:
 - `keras_norms.initializers`: Xavier/Glorot and He/Kaiming, as in the papers.
 - `keras_norms.fold_batch_normalization`: merge inference-mode batch
   normalization into the preceding Dense/convolution layers.
+- `keras_norms.recompute_batch_statistics`: population statistics as
+  Ioffe & Szegedy's Algorithm 2 defines them.
 """
 
 from keras_norms import initializers as initializers
@@ -14,6 +16,9 @@ from keras_norms import layers as layers
 from keras_norms import ops as ops
 from keras_norms._folding import (
     fold_batch_normalization as fold_batch_normalization,
+)
+from keras_norms._population import (
+    recompute_batch_statistics as recompute_batch_statistics,
 )
 
 __version__ = "0.1.0"

@@ -83,14 +83,18 @@ def check_squarable_float(name, value, positive=False):
     return number
 
 
-def check_momentum(value, name="momentum"):
-    """Moving-average momentum (weight of the old value) in [0, 1)."""
+def check_momentum(value, name="momentum", allow_none=False):
+    """Moving-average momentum (weight of the old value) in [0, 1); None
+    (a cumulative average) where ``allow_none``."""
+    if value is None and allow_none:
+        return None
     number = _as_float(value)
     if number is None or not 0 <= number < 1:
         _reject(
             name,
             "a number in [0, 1) (the weight of the old value in the moving "
-            "average)",
+            "average)"
+            + (", or None (a cumulative average)" if allow_none else ""),
             value,
         )
     return number

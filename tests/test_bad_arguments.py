@@ -27,6 +27,7 @@ BAD = {
     "bool": ["False", 1, 0.0, None],
     "positive": [0, -1e-3, INF, NAN, "1e-3", True, None, 10**400],
     "momentum": [1.0, -0.1, INF, NAN, "0.99", True, None, 0.1j],
+    "momentum_or_none": [1.0, -0.1, INF, NAN, "0.99", True, 0.1j],
     "rate": [1.0, -0.1, INF, NAN, "0.5", True],
     "initializer": ["no_such_initializer", 3],
     "regularizer": ["no_such_regularizer", 3],
@@ -72,7 +73,7 @@ _AFFINE = {
 _BATCH = {
     **_AFFINE,
     "axis": "axis",
-    "momentum": "momentum",
+    "momentum": "momentum_or_none",
     "epsilon": "positive",
     "moving_mean_initializer": "initializer",
     "moving_variance_initializer": "initializer",
@@ -81,6 +82,7 @@ _BATCH = {
     "renorm_momentum": "momentum",
     "synchronized": "bool",
     "unbiased_moving_variance": "bool",
+    "virtual_batch_size": "positive_int_or_none",
 }
 _CELL = {
     "units": "positive_int",
@@ -101,7 +103,7 @@ _CELL = {
     "recurrent_dropout": "rate",
     "seed": "int_seed",
     "max_timesteps": "positive_int_or_none",
-    "momentum": "momentum",
+    "momentum": "momentum_or_none",
     "epsilon": "positive",
     "gamma_initializer": "initializer",
     "beta_initializer": "initializer",

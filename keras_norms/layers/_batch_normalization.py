@@ -2,17 +2,20 @@
 
 import numbers
 
+import numpy as np
 from keras import initializers
 from keras import ops
 from keras.layers import InputSpec
 
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
+from keras_norms._population import active_collector
 from keras_norms._validation import check_axis_type
 from keras_norms._validation import check_bool
 from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
+from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import get_keras_object
 from keras_norms._validation import resolve_axes
 from keras_norms.distributed import cross_replica_all_gather
@@ -82,12 +85,19 @@ class BatchNormalization(AffineNormalization):
     and the moving statistics used at inference are updated as
     ``moving = moving * momentum + batch_statistic * (1 - momentum)``.
     Note that Keras's ``momentum`` is the weight of the *old* value: Keras
-    ``momentum=0.99`` corresponds to PyTorch ``momentum=0.01``.
+    ``momentum=0.99`` corresponds to PyTorch ``momentum=0.01``. With
+    ``momentum=None`` the moving statistics are instead the plain average
+    of every batch statistic seen so far (PyTorch's ``momentum=None``),
+    counted in an extra weight ``batch_count``. For the statistics that
+    Algorithm 2 of the paper defines, averages over the training batches
+    with the weights fixed, see `keras_norms.recompute_batch_statistics`.
 
     Args:
         axis: Integer, the channel axis (``-1`` for channels-last data,
             ``1`` after a ``data_format="channels_first"`` convolution).
-        momentum: Momentum of the moving averages, in ``[0, 1)``.
+        momentum: Momentum of the moving averages, in ``[0, 1)``, or
+            ``None`` for the cumulative average of all batch statistics
+            (with a ``batch_count`` weight, saved with the model).
         epsilon: Positive float added to the variance.
         center: If ``True``, add the learned offset ``beta``.
         scale: If ``True``, multiply by the learned scale ``gamma``.
@@ -120,6 +130,16 @@ class BatchNormalization(AffineNormalization):
             variance`` (``m`` values per channel), as in Algorithm 2 of the
             paper and in PyTorch. The batch itself is always normalized
             with the biased variance.
+        virtual_batch_size: ``None``, or an integer ``k``: ghost batch
+            normalization (Hoffer et al., 2017). In training the batch is
+            split into consecutive groups of ``k`` samples, each normalized
+            with its own statistics, and the moving statistics are updated
+            with the average of the groups' statistics (weighted by their
+            unmasked values under a mask). The batch size must be a
+            multiple of ``k`` in training. Inference (which uses the moving
+            statistics) and `keras_norms.recompute_batch_statistics` do not
+            depend on it. With ``synchronized=True`` each ghost batch stays
+            local to its replica.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Call arguments:
@@ -167,6 +187,7 @@ class BatchNormalization(AffineNormalization):
         renorm_momentum=0.99,
         synchronized=False,
         unbiased_moving_variance=False,
+        virtual_batch_size=None,
         **kwargs,
     ):
         super().__init__(
@@ -181,7 +202,7 @@ class BatchNormalization(AffineNormalization):
             **kwargs,
         )
         self.axis = check_axis_type(axis)
-        self.momentum = check_momentum(momentum)
+        self.momentum = check_momentum(momentum, allow_none=True)
         self.epsilon = check_positive_float("epsilon", epsilon)
         self.renorm = check_bool("renorm", renorm)
         self.renorm_clipping = _check_renorm_clipping(
@@ -194,6 +215,18 @@ class BatchNormalization(AffineNormalization):
         self.unbiased_moving_variance = check_bool(
             "unbiased_moving_variance", unbiased_moving_variance
         )
+        self.virtual_batch_size = check_positive_int_or_none(
+            "virtual_batch_size", virtual_batch_size
+        )
+        if self.renorm and (
+            self.momentum is None or self.virtual_batch_size is not None
+        ):
+            raise ValueError(
+                "Batch renormalization keeps exponential moving averages of "
+                "whole batches: it needs a float `momentum` and no "
+                f"`virtual_batch_size`. Received: renorm=True, momentum="
+                f"{momentum!r}, virtual_batch_size={virtual_batch_size!r}"
+            )
         self.moving_mean_initializer = get_keras_object(
             "moving_mean_initializer", moving_mean_initializer, initializers
         )
@@ -204,12 +237,31 @@ class BatchNormalization(AffineNormalization):
         )
         self.moving_mean = None
         self.moving_variance = None
+        self.batch_count = None
 
     def build(self, input_shape):
         check_min_rank(input_shape, 2, self.name)
         (self._channel_axis,) = resolve_axes(self.axis, input_shape, self.name)
+        if self.virtual_batch_size is not None and self._channel_axis == 0:
+            raise ValueError(
+                f"Layer '{self.name}' cannot split the batch into ghost "
+                "batches when the batch axis is its channel axis. Received: "
+                f"axis={self.axis}, virtual_batch_size="
+                f"{self.virtual_batch_size}"
+            )
         shape = (input_shape[self._channel_axis],)
         self.build_affine_weights(shape)
+        self.build_moving_statistics(shape)
+        if self.renorm:
+            self._build_renorm_weights(shape)
+        self.input_spec = InputSpec(
+            ndim=len(input_shape), axes={self._channel_axis: shape[0]}
+        )
+
+    def build_moving_statistics(self, shape):
+        """``moving_mean`` and ``moving_variance`` of ``shape`` (the last
+        axis: channels), and with ``momentum=None`` the ``batch_count``
+        behind each row (``shape[:-1]``)."""
         self.moving_mean = self.add_weight(
             shape=shape,
             name="moving_mean",
@@ -224,11 +276,17 @@ class BatchNormalization(AffineNormalization):
             trainable=False,
             autocast=False,
         )
-        if self.renorm:
-            self._build_renorm_weights(shape)
-        self.input_spec = InputSpec(
-            ndim=len(input_shape), axes={self._channel_axis: shape[0]}
-        )
+        if self.momentum is None:
+            # float32: exact up to 2**24 batches, and no integer variables
+            # (which not every backend's assign casts to).
+            self.batch_count = self.add_weight(
+                shape=shape[:-1],
+                name="batch_count",
+                initializer="zeros",
+                trainable=False,
+                autocast=False,
+                dtype="float32",
+            )
 
     def _build_renorm_weights(self, shape):
         """Keras's batch-renormalization weights, with Keras's names."""
@@ -255,7 +313,10 @@ class BatchNormalization(AffineNormalization):
             )
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable):
+        # Inside recompute_batch_statistics every BN layer computes batch
+        # statistics, whatever `training` and `trainable` say.
+        collecting = active_collector() is not None
+        if not (training and self.trainable) and not collecting:
             outputs = norm_ops.batch_normalization(
                 inputs,
                 self.moving_mean,
@@ -276,6 +337,11 @@ class BatchNormalization(AffineNormalization):
                     f"inputs.shape={tuple(inputs.shape)}"
                 )
             mask = ops.expand_dims(mask, self._channel_axis)
+        if self.virtual_batch_size is not None and not collecting:
+            return ops.cast(
+                self._ghost_batch_normalization(inputs, mask),
+                self.compute_dtype,
+            )
         outputs, mean, variance, count = norm_ops.batch_normalization_training(
             inputs,
             axis=self._channel_axis,
@@ -287,14 +353,124 @@ class BatchNormalization(AffineNormalization):
         )
         if self.renorm:
             outputs = self._renormalize(outputs, mean, variance)
+        self.update_moving_statistics(mean, variance, count)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _ghost_batch_normalization(self, inputs, mask):
+        """Training with ghost batches of ``virtual_batch_size`` samples.
+
+        The batch is reshaped to ``(ghosts, k, ...)`` and normalized with
+        (ghost, channel) channel axes: every ghost batch gets its own
+        statistics, in one call that the fused kernels can take.
+        """
+        k = self.virtual_batch_size
+        batch = inputs.shape[0]
+        if batch is not None and batch % k:
+            raise ValueError(
+                f"In training, the batch size of layer '{self.name}' must "
+                f"be a multiple of virtual_batch_size={k}. Received: batch "
+                f"size {batch}, inputs.shape={tuple(inputs.shape)}"
+            )
+        shape = tuple(ops.shape(inputs))
+        ghosts = ops.reshape(inputs, (-1, k) + shape[1:])
+        if mask is not None:
+            mask = ops.reshape(mask, (-1, k) + tuple(ops.shape(mask))[1:])
+        channel_axis = self._channel_axis + 1
+        parameter_shape = (ops.shape(ghosts)[0], shape[self._channel_axis])
+
+        def per_ghost(parameter):
+            if parameter is None:
+                return None
+            return ops.broadcast_to(parameter, parameter_shape)
+
+        outputs, mean, variance, count = norm_ops.batch_normalization_training(
+            ghosts,
+            axis=(0, channel_axis),
+            offset=per_ghost(self.beta),
+            scale=per_ghost(self.gamma),
+            epsilon=self.epsilon,
+            mask=mask,
+        )
+        # The moving statistics follow the ghost batches' average, each
+        # weighted by its values (equal weights without a mask).
+        count = ops.broadcast_to(ops.cast(count, mean.dtype), ops.shape(mean))
+        if self.unbiased_moving_variance:
+            variance = norm_ops.unbiased_variance(variance, count)
+        total = ops.sum(count, axis=0)
+        divisor = ops.where(total > 0, total, 1.0)
+        self._update_moving_averages(
+            ops.sum(count * mean, axis=0) / divisor,
+            ops.sum(count * variance, axis=0) / divisor,
+            total,
+        )
+        return ops.reshape(outputs, shape)
+
+    def update_moving_statistics(self, mean, variance, count):
+        """Fold one batch's statistics into the moving ones.
+
+        Inside `keras_norms.recompute_batch_statistics` the statistics are
+        handed to it instead, and nothing is updated.
+
+        Args:
+            mean: The batch means, of the moving statistics' shape.
+            variance: The biased batch variances, of the same shape.
+            count: Values behind each statistic: a scalar or a tensor that
+                broadcasts to ``mean``; where it is 0 the batch had no
+                values, and the moving statistics keep their value.
+        """
+        count = ops.broadcast_to(ops.cast(count, mean.dtype), ops.shape(mean))
+        collector = active_collector()
+        if collector is not None:
+            collector.record(self, mean, variance, count)
+            return
         if self.unbiased_moving_variance:
             variance = norm_ops.unbiased_variance(variance, count)
         if self.renorm:
             self._update_renorm_statistics(mean, variance)
         else:
-            self._update_moving_average(self.moving_mean, mean)
-            self._update_moving_average(self.moving_variance, variance)
-        return ops.cast(outputs, self.compute_dtype)
+            self._update_moving_averages(mean, variance, count)
+
+    def _update_moving_averages(self, mean, variance, count):
+        """The moving average (or, with ``momentum=None``, the cumulative
+        average) of the statistics, where ``count > 0``."""
+        reached = count > 0
+        if self.momentum is None:
+            # (The weight before the assign: on torch `seen` is the
+            # variable's storage, which the assign overwrites.)
+            seen = ops.convert_to_tensor(self.batch_count)
+            new_weight = 1.0 / (ops.expand_dims(seen, -1) + 1.0)
+            row_reached = ops.any(reached, axis=-1)
+            self.batch_count.assign(ops.where(row_reached, seen + 1.0, seen))
+        else:
+            new_weight = 1.0 - self.momentum
+        for variable, value in (
+            (self.moving_mean, mean),
+            (self.moving_variance, variance),
+        ):
+            weight = ops.where(reached, ops.cast(new_weight, variable.dtype), 0)
+            variable.assign(
+                variable * (1.0 - weight)
+                + ops.cast(value, variable.dtype) * weight
+            )
+
+    def set_population_statistics(self, mean, variance, count, batches):
+        """Set the moving statistics to recomputed population statistics
+        where ``count > 0`` (see `keras_norms.recompute_batch_statistics`);
+        ``batches`` (the number behind each row) becomes ``batch_count``
+        with ``momentum=None``."""
+        reached = np.asarray(count) > 0
+        pairs = [(self.moving_mean, mean), (self.moving_variance, variance)]
+        if self.renorm:
+            pairs.append((self.moving_stddev, np.sqrt(variance + self.epsilon)))
+        for variable, value in pairs:
+            old = ops.convert_to_numpy(variable)
+            variable.assign(np.where(reached, value, old).astype(old.dtype))
+        if self.batch_count is not None:
+            rows = reached.any(axis=-1)
+            old = ops.convert_to_numpy(self.batch_count)
+            self.batch_count.assign(
+                np.where(rows, batches, old).astype(old.dtype)
+            )
 
     def _renormalize(self, normalized, mean, variance):
         """Batch renormalization (Ioffe, 2017): ``x_hat * r + d``, then the
@@ -341,16 +517,11 @@ class BatchNormalization(AffineNormalization):
 
     def cross_replica_all_gather(self):
         """The collective for global statistics, or None (see
-        `keras_norms.distributed`)."""
-        if not self.synchronized:
+        `keras_norms.distributed`). Population statistics are always
+        global: `recompute_batch_statistics` gathers them."""
+        if not (self.synchronized or active_collector() is not None):
             return None
         return cross_replica_all_gather()
-
-    def _update_moving_average(self, variable, value):
-        value = ops.cast(value, variable.dtype)
-        variable.assign(
-            variable * self.momentum + value * (1.0 - self.momentum)
-        )
 
     def get_config(self):
         return {
@@ -369,4 +540,5 @@ class BatchNormalization(AffineNormalization):
             "renorm_momentum": self.renorm_momentum,
             "synchronized": self.synchronized,
             "unbiased_moving_variance": self.unbiased_moving_variance,
+            "virtual_batch_size": self.virtual_batch_size,
         }

@@ -8,6 +8,7 @@ from keras import ops
 from keras import regularizers
 
 from keras_norms._api import export
+from keras_norms._population import active_collector
 from keras_norms._validation import check_bool
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
@@ -69,7 +70,8 @@ class BNLSTMCell(keras.layers.Layer):
         seed: Random seed for dropout.
         max_timesteps: Number of steps with their own statistics (``None``:
             the sequence length `BNLSTM` is built with).
-        momentum: Momentum of the moving statistics, in ``[0, 1)``.
+        momentum: Momentum of the moving statistics, in ``[0, 1)``, or
+            ``None`` for cumulative averages (see `BatchNormalization`).
         epsilon: Positive float added to the variances.
         gamma_initializer: Initializer of the three gammas (``None``:
             ``Constant(0.1)``).
@@ -139,7 +141,7 @@ class BNLSTMCell(keras.layers.Layer):
         self.max_timesteps = check_positive_int_or_none(
             "max_timesteps", max_timesteps
         )
-        self.momentum = check_momentum(momentum)
+        self.momentum = check_momentum(momentum, allow_none=True)
         self.epsilon = check_positive_float("epsilon", epsilon)
         self.state_size = [self.units, self.units, 1]
         self.output_size = self.units
@@ -462,7 +464,10 @@ class BNLSTM(keras.layers.RNN):
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
-        training = bool(training) and self.trainable
+        learning = bool(training) and self.trainable
+        # Batch statistics in training, and for recompute_batch_statistics
+        # (which sets `training` only for the normalizations: no dropout).
+        training = learning or active_collector() is not None
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         time = sequences.shape[1]
@@ -476,14 +481,14 @@ class BNLSTM(keras.layers.RNN):
         if self.go_backwards:
             sequences = ops.flip(sequences, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
-        if training and cell.dropout:
+        if learning and cell.dropout:
             sequences = sequences * keras.random.dropout(
                 ops.ones_like(sequences[:, :1, :]),
                 cell.dropout,
                 seed=cell.seed_generator,
             )
         recurrent_dropout_mask = None
-        if training and cell.recurrent_dropout:
+        if learning and cell.recurrent_dropout:
             recurrent_dropout_mask = keras.random.dropout(
                 ops.ones_like(h),
                 cell.recurrent_dropout,

@@ -6,10 +6,12 @@ from keras.layers import InputSpec
 
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
+from keras_norms._population import active_collector
 from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import resolve_axes
 from keras_norms.layers._batch_normalization import BatchNormalization
+from keras_norms.ops._timestep import spread_over_rows
 
 
 @export
@@ -35,7 +37,9 @@ class TimestepBatchNormalization(BatchNormalization):
     0, which would scale it by ``1 / sqrt(epsilon)``).
 
     Takes every argument of `BatchNormalization` (``axis`` is the features
-    axis and may not be the batch or time axis), plus:
+    axis and may not be the batch or time axis; ``momentum=None`` keeps a
+    cumulative average per step, with a ``(max_timesteps,)`` batch count;
+    not ``renorm`` or ``virtual_batch_size``), plus:
 
     Args:
         max_timesteps: Number of steps with their own statistics. ``None``
@@ -60,10 +64,11 @@ class TimestepBatchNormalization(BatchNormalization):
 
     def __init__(self, max_timesteps=None, **kwargs):
         super().__init__(**kwargs)
-        if self.renorm:
+        if self.renorm or self.virtual_batch_size is not None:
             raise ValueError(
-                "Batch renormalization is not supported with per-step "
-                "statistics. Received: renorm=True"
+                "Batch renormalization and ghost batches are not supported "
+                f"with per-step statistics. Received: renorm={self.renorm}, "
+                f"virtual_batch_size={self.virtual_batch_size}"
             )
         self.max_timesteps = check_positive_int_or_none(
             "max_timesteps", max_timesteps
@@ -88,20 +93,7 @@ class TimestepBatchNormalization(BatchNormalization):
         self._steps = steps
         channels = input_shape[self._channel_axis]
         self.build_affine_weights((channels,))
-        self.moving_mean = self.add_weight(
-            shape=(steps, channels),
-            name="moving_mean",
-            initializer=self.moving_mean_initializer,
-            trainable=False,
-            autocast=False,
-        )
-        self.moving_variance = self.add_weight(
-            shape=(steps, channels),
-            name="moving_variance",
-            initializer=self.moving_variance_initializer,
-            trainable=False,
-            autocast=False,
-        )
+        self.build_moving_statistics((steps, channels))
         self.input_spec = InputSpec(
             ndim=len(input_shape), axes={self._channel_axis: channels}
         )
@@ -110,7 +102,8 @@ class TimestepBatchNormalization(BatchNormalization):
         ndim = len(inputs.shape)
         step_axes = (1, self._channel_axis)
         time = inputs.shape[1]
-        if not (training and self.trainable):
+        # recompute_batch_statistics: batch statistics, whatever `training`.
+        if not (training and self.trainable) and active_collector() is None:
             return ops.cast(
                 self._normalize_with_moving_statistics(inputs),
                 self.compute_dtype,
@@ -197,7 +190,8 @@ class TimestepBatchNormalization(BatchNormalization):
             ``(outputs, (mean, variance, count))``; the statistics are
             ``None`` at inference.
         """
-        if training and self.trainable:
+        # (recompute_batch_statistics also collects from frozen layers.)
+        if training and (self.trainable or active_collector() is not None):
             if mask is not None:
                 mask = ops.reshape(ops.cast(mask, "bool"), (-1, 1))
             outputs, mean, variance, count = (
@@ -234,24 +228,20 @@ class TimestepBatchNormalization(BatchNormalization):
     def update_moving_statistics(self, mean, variance, count):
         """Fold one batch's per-step statistics into the moving ones.
 
+        Steps the batch does not have (beyond its length, or padded in
+        every sample) keep their moving statistics.
+
         Args:
             mean: ``(time, features)`` batch means of steps ``0..time-1``.
             variance: ``(time, features)`` biased batch variances.
             count: Scalar or ``(time,)``: values behind each step.
         """
-        if self.unbiased_moving_variance:
-            variance = norm_ops.unbiased_variance(
-                variance, ops.reshape(count, (-1, 1))
-            )
-        for table, value in (
-            (self.moving_mean, mean),
-            (self.moving_variance, variance),
-        ):
-            table.assign(
-                norm_ops.update_step_statistics(
-                    table, value, count, self.momentum
-                )
-            )
+        steps = self.moving_mean.shape[0]
+        count = ops.broadcast_to(
+            ops.reshape(ops.cast(count, mean.dtype), (-1, 1)), ops.shape(mean)
+        )
+        mean, variance, count = spread_over_rows((mean, variance, count), steps)
+        super().update_moving_statistics(mean, variance, count)
 
     def get_config(self):
         return {**super().get_config(), "max_timesteps": self.max_timesteps}

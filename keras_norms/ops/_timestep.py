@@ -47,19 +47,32 @@ def update_step_statistics(moving, batch_statistics, counts, momentum):
         The updated ``(max_timesteps, features)`` table.
     """
     moving = ops.convert_to_tensor(moving)
-    max_timesteps = moving.shape[0]
     time = ops.shape(batch_statistics)[0]
-    rows = ops.arange(max_timesteps, dtype="int32")
-    # Gather this batch's statistics onto the table's rows (rows past
-    # `time` get a placeholder that the `where` below discards).
-    batch_rows = ops.take(
-        ops.cast(batch_statistics, moving.dtype),
-        ops.minimum(rows, time - 1),
-        axis=0,
-    )
     counts = ops.reshape(ops.cast(counts, moving.dtype), (-1,))
     counts = ops.broadcast_to(counts, (time,))
-    row_counts = ops.take(counts, ops.minimum(rows, time - 1), axis=0)
-    updated_rows = ops.logical_and(rows < time, row_counts > 0)
+    batch_rows, row_counts = spread_over_rows(
+        (ops.cast(batch_statistics, moving.dtype), counts), moving.shape[0]
+    )
     averaged = moving * momentum + batch_rows * (1.0 - momentum)
-    return ops.where(updated_rows[:, None], averaged, moving)
+    return ops.where(row_counts[:, None] > 0, averaged, moving)
+
+
+def spread_over_rows(values, max_timesteps):
+    """Per-step values of steps ``0 .. time - 1`` onto ``max_timesteps``
+    rows, ``time <= max_timesteps`` (may be dynamic).
+
+    ``values`` is a tuple of tensors with a leading time axis; the last is
+    the count of values behind each step, which is 0 on the rows past
+    ``time`` (the others hold a placeholder there, to be ignored).
+    """
+    time = ops.shape(values[0])[0]
+    rows = ops.arange(max_timesteps, dtype="int32")
+    # Rows past `time` read the last step; their count is zeroed below.
+    spread = [
+        ops.take(value, ops.minimum(rows, time - 1), axis=0) for value in values
+    ]
+    inside = ops.reshape(
+        rows < time, (-1,) + (1,) * (len(spread[-1].shape) - 1)
+    )
+    spread[-1] = ops.where(inside, spread[-1], 0)
+    return tuple(spread)
