@@ -309,3 +309,47 @@ def xavier_variance(shape, gain=1.0):
 def uniform_bound(variance):
     """U[-b, b] has variance b^2 / 3, so b = sqrt(3 * variance)."""
     return np.sqrt(3.0 * variance)
+
+
+def population_statistics(means, variances, counts):
+    """Ioffe & Szegedy, Algorithm 2 (step 10), from per-batch statistics.
+
+    ``means``/``variances`` (biased)/``counts``: one row per batch. With
+    equal batches of m values: E[x] = mean of the batch means and
+    Var[x] = m / (m - 1) * mean of the batch variances. Unequal batches
+    count by their size (the unbiased variance of each batch, weighted by
+    its count; batches of one value carry no variance).
+    """
+    means, variances, counts = (
+        np.asarray(v, np.float64) for v in (means, variances, counts)
+    )
+    mean = (counts * means).sum(0) / counts.sum(0)
+    weights = np.where(counts > 1, counts, 0.0)
+    unbiased = variances * counts / np.where(counts > 1, counts - 1, 1)
+    return mean, (weights * unbiased).sum(0) / weights.sum(0)
+
+
+def ghost_batch_norm_train(
+    x, virtual_batch_size, gamma=None, beta=None, epsilon=1e-3, mask=None
+):
+    """Ghost batch normalization (Hoffer et al. 2017): every group of
+    ``virtual_batch_size`` consecutive samples normalized on its own
+    (channels last). Returns (y, means, variances, counts), one row of
+    statistics per ghost batch."""
+    x = np.asarray(x, np.float64)
+    chunks = range(0, x.shape[0], virtual_batch_size)
+    results = [
+        batch_norm_train(
+            x[i : i + virtual_batch_size],
+            gamma=gamma,
+            beta=beta,
+            epsilon=epsilon,
+            mask=None if mask is None else mask[i : i + virtual_batch_size],
+        )
+        for i in chunks
+    ]
+    y = np.concatenate([r[0] for r in results])
+    means, variances, counts = (
+        np.stack([r[i] for r in results]) for i in (1, 2, 3)
+    )
+    return y, means, variances, counts

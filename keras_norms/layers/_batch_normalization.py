@@ -242,13 +242,6 @@ class BatchNormalization(AffineNormalization):
     def build(self, input_shape):
         check_min_rank(input_shape, 2, self.name)
         (self._channel_axis,) = resolve_axes(self.axis, input_shape, self.name)
-        if self.virtual_batch_size is not None and self._channel_axis == 0:
-            raise ValueError(
-                f"Layer '{self.name}' cannot split the batch into ghost "
-                "batches when the batch axis is its channel axis. Received: "
-                f"axis={self.axis}, virtual_batch_size="
-                f"{self.virtual_batch_size}"
-            )
         shape = (input_shape[self._channel_axis],)
         self.build_affine_weights(shape)
         self.build_moving_statistics(shape)
