@@ -25,6 +25,12 @@ LAYER_CASES = {
         ),
         (6, 4, 3),
     ),
+    "batch_norm_cumulative_ghost": (
+        lambda: keras_norms.layers.BatchNormalization(
+            momentum=None, virtual_batch_size=2
+        ),
+        (4, 5, 3),
+    ),
     "layer_norm": (
         lambda: keras_norms.layers.LayerNormalization(axis=[1, 2]),
         (4, 6, 3),
@@ -35,6 +41,10 @@ LAYER_CASES = {
     ),
     "timestep_batch_norm": (
         lambda: keras_norms.layers.TimestepBatchNormalization(momentum=0.5),
+        (4, 5, 3),
+    ),
+    "timestep_batch_norm_cumulative": (
+        lambda: keras_norms.layers.TimestepBatchNormalization(momentum=None),
         (4, 5, 3),
     ),
     "recurrent_batch_norm": (
