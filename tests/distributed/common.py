@@ -76,3 +76,25 @@ def check(name, got, want, tolerance=1e-4):
         atol=tolerance,
         err_msg=name,
     )
+
+
+def population_expected(x, batch_size):
+    """Algorithm 2's statistics over the global batches of ``x``."""
+    statistics = [
+        reference.batch_norm_train(x[i : i + batch_size], -1)[1:]
+        for i in range(0, len(x), batch_size)
+    ]
+    means, variances, counts = (
+        np.stack([s[i] for s in statistics]) for i in range(3)
+    )
+    return reference.population_statistics(means, variances, counts)
+
+
+def check_recomputed(layer, x, batch_size, report):
+    """`recompute_batch_statistics` saw global batches: one report entry
+    with every global batch, and the global batches' statistics."""
+    batches = -(-len(x) // batch_size)
+    assert list(report.values()) == [batches], report
+    mean, variance = population_expected(x, batch_size)
+    check("recomputed mean", np.asarray(layer.moving_mean), mean)
+    check("recomputed variance", np.asarray(layer.moving_variance), variance)

@@ -52,4 +52,13 @@ for synchronized in (True, False):
         layer.moving_variance.numpy(),
         want["moving_variance"],
     )
+# recompute_batch_statistics over global batches of 16 (two of them).
+x = np.concatenate(common.replica_batches([8, 8, 16]))
+model = keras.Sequential(
+    [keras.Input(x.shape[1:]), keras_norms.layers.BatchNormalization()]
+)
+report = keras_norms.recompute_batch_statistics(
+    model, x, batch_size=16, verbose=0
+)
+common.check_recomputed(model.layers[0], x, 16, report)
 print("OK jax DataParallel: 4 devices, global statistics either way")

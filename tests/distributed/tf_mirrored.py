@@ -3,6 +3,8 @@
 replica. Exits non-zero on any mismatch with the full-batch oracle."""
 
 import os
+import subprocess
+import sys
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
@@ -13,6 +15,9 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 3
 )
 
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 import keras_norms  # noqa: E402
 
@@ -77,6 +82,34 @@ def run(synchronized):
     return outputs, input_gradients, gamma_gradient, beta_gradient, moving_means
 
 
+def recompute():
+    """recompute_batch_statistics under the strategy: the statistics of
+    each global batch (each replica holds a differently distributed
+    part of it), whatever `synchronized` says."""
+    strategy = tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")]
+    )
+    x = np.concatenate(common.replica_batches([8, 8, 16]))
+    with strategy.scope():
+        model = keras.Sequential(
+            [
+                keras.Input(x.shape[1:]),
+                keras_norms.layers.BatchNormalization(),
+            ]
+        )
+    report = keras_norms.recompute_batch_statistics(
+        model, x, batch_size=16, verbose=0
+    )
+    common.check_recomputed(model.layers[0], x, 16, report)
+
+
+if sys.argv[1:] == ["--recompute"]:
+    recompute()
+    print("OK tensorflow MirroredStrategy: recomputed global statistics")
+    sys.exit(0)
+# Keras's predict and our own strategy.run in one process make TF's
+# collective instance keys collide: the recompute check runs in its own.
+subprocess.run([sys.executable, __file__, "--recompute"], check=True)
 outputs, dx, dgamma, dbeta, means = run(synchronized=True)
 want = common.expected(
     common.replica_batches(SIZES),
@@ -96,4 +129,5 @@ for r in (0, 1):
         common.replica_batches(SIZES)[r], *common.affine()
     )
     common.check(f"local outputs[{r}]", outputs[r], local_y)
+
 print("OK tensorflow MirroredStrategy: 3 replicas, sizes", SIZES)
