@@ -70,6 +70,7 @@ def worker(rank, world_size, port):
                 want["moving_variance"],
             )
         check_timestep_batch_normalization(rank)
+        check_recompute(rank)
     finally:
         dist.destroy_process_group()
 
@@ -103,6 +104,35 @@ def check_timestep_batch_normalization(rank):
     common.check(
         "timestep moving variance", layer.moving_variance.numpy(), variances
     )
+
+
+def check_recompute(rank):
+    """recompute_batch_statistics in every process over its own share of
+    each batch (two batches, 8 + 8 + 16 samples each time): the
+    statistics of the global batches."""
+    import keras
+    import numpy as np
+
+    import keras_norms
+
+    import common
+
+    shares = common.replica_batches([8, 8, 16])
+    model = keras.Sequential(
+        [
+            keras.Input(shares[0].shape[1:]),
+            keras_norms.layers.BatchNormalization(),
+        ]
+    )
+    mine = shares[rank]
+    report = keras_norms.recompute_batch_statistics(
+        model, mine, batch_size=len(mine) // 2, verbose=0
+    )
+    halves = [np.split(share, 2) for share in shares]
+    global_x = np.concatenate(
+        [np.concatenate([h[i] for h in halves]) for i in range(2)]
+    )
+    common.check_recomputed(model.layers[0], global_x, 16, report)
 
 
 def free_port():
