@@ -516,6 +516,19 @@ def test_ghost_batch_size_must_divide_the_batch(rng):
         layer(np.ones((12, 3), "float32"), training=True)
 
 
+def test_ghost_batch_size_is_checked_inside_fit(rng):
+    # 100 samples in batches of 32: the last batch of 4 is no multiple of
+    # 8. TensorFlow traces `fit` with an unknown batch size, so it checks
+    # at run time (except under XLA, which drops assertions: documented).
+    x = rng.normal(size=(100, 4)).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((4,)), BatchNormalization(virtual_batch_size=8)]
+    )
+    model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    with pytest.raises(Exception, match="multiple of virtual_batch_size=8"):
+        model.fit(x, x, batch_size=32, epochs=1, verbose=0)
+
+
 def test_ghost_batches_fit_save_fold_and_sync(rng, tmp_path):
     x = rng.normal(size=(64, 6)).astype("float32")
     inputs = keras.Input((6,))

@@ -52,6 +52,15 @@ def _backend_module():
     return importlib.import_module(f"keras_norms.backend.{name}")
 
 
+def check_batch_multiple(x, multiple, message):
+    """``x``, checked at run time to have a batch size that is a multiple of
+    ``multiple``, where the backend traces graphs with an unknown batch
+    size (TensorFlow); elsewhere the caller's static check suffices."""
+    module = _backend_module()
+    check = getattr(module, "check_batch_multiple", None)
+    return x if check is None else check(x, multiple, message)
+
+
 @contextlib.contextmanager
 def reference_only():
     """Run `keras_norms.ops` on its keras.ops reference implementation.

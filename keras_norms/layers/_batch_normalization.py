@@ -18,6 +18,7 @@ from keras_norms._validation import check_positive_float
 from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import get_keras_object
 from keras_norms._validation import resolve_axes
+from keras_norms.backend import check_batch_multiple
 from keras_norms.distributed import cross_replica_all_gather
 from keras_norms.layers._base import AffineNormalization
 
@@ -136,10 +137,13 @@ class BatchNormalization(AffineNormalization):
             with its own statistics, and the moving statistics are updated
             with the average of the groups' statistics (weighted by their
             unmasked values under a mask). The batch size must be a
-            multiple of ``k`` in training. Inference (which uses the moving
-            statistics) and `keras_norms.recompute_batch_statistics` do not
-            depend on it. With ``synchronized=True`` each ghost batch stays
-            local to its replica.
+            multiple of ``k`` in training (checked when the layer is
+            called, or at run time in a TensorFlow graph; under XLA, which
+            drops run-time assertions, a wrong size fails as a reshape
+            error). Inference (which uses the moving statistics) and
+            `keras_norms.recompute_batch_statistics` do not depend on it.
+            With ``synchronized=True`` each ghost batch stays local to its
+            replica.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Call arguments:
@@ -358,12 +362,15 @@ class BatchNormalization(AffineNormalization):
         """
         k = self.virtual_batch_size
         batch = inputs.shape[0]
-        if batch is not None and batch % k:
-            raise ValueError(
-                f"In training, the batch size of layer '{self.name}' must "
-                f"be a multiple of virtual_batch_size={k}. Received: batch "
-                f"size {batch}, inputs.shape={tuple(inputs.shape)}"
-            )
+        message = (
+            f"In training, the batch size of layer '{self.name}' must be a "
+            f"multiple of virtual_batch_size={k}. Received: batch size "
+            f"{batch}, inputs.shape={tuple(inputs.shape)}"
+        )
+        if batch is None:  # known only at run time (a TensorFlow graph)
+            inputs = check_batch_multiple(inputs, k, message)
+        elif batch % k:
+            raise ValueError(message)
         shape = tuple(ops.shape(inputs))
         ghosts = ops.reshape(inputs, (-1, k) + shape[1:])
         if mask is not None:
