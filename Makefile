@@ -1,16 +1,22 @@
 # Everything installs into a local virtual environment from constraints.txt.
 #   make demo   train a small model on sklearn's digits with keras_norms layers
 #   make test   ruff, then the full test suite once per Keras backend
-#   make docs   build the documentation site (strict) into site/
+#   make docs   build the documentation site (strict) into site/ and check
+#               that the API reference shows every public name
+#   make dist   build the sdist and wheel into dist/ and check them (twine)
+#   make tutorials        run every tutorial at full size (the docs figures)
 #   make bench  time every layer against Keras core and native kernels,
 #               then render docs/benchmarks.md (machine otherwise idle)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := tensorflow-cpu,jax,torch,test,examples
+EXTRAS := tensorflow-cpu,jax,torch,examples
+# Extra pip arguments, e.g. on a machine without a local CPU wheel of torch:
+#   make install PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
+PIP_ARGS ?=
 
-.PHONY: install demo test lint format docs bench bench-smoke tutorials \
+.PHONY: install demo test lint format docs dist bench bench-smoke tutorials \
 	tutorials-smoke clean
 
 install: $(STAMP)
@@ -18,26 +24,35 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(PIP_ARGS) \
+		-e ".[$(EXTRAS)]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/digits_demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_norms tests examples benchmarks
-	$(BIN)/ruff format --check keras_norms tests examples benchmarks
+	$(BIN)/ruff check keras_norms tests examples benchmarks scripts conftest.py
+	$(BIN)/ruff format --check keras_norms tests examples benchmarks scripts \
+		conftest.py
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix keras_norms tests examples benchmarks
-	$(BIN)/ruff format keras_norms tests examples benchmarks
+	$(BIN)/ruff check --fix keras_norms tests examples benchmarks scripts conftest.py
+	$(BIN)/ruff format keras_norms tests examples benchmarks scripts conftest.py
 
 test: $(STAMP) lint
 	PYTHON=$(BIN)/python bash scripts/test_matrix.sh
 
+# The site, strict, then a check that the API pages show every public name.
 docs: $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[docs]"
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
+	$(BIN)/python scripts/check_api_reference.py site
+
+# The sdist and wheel, checked as PyPI would (README rendering, metadata).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --quiet --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 # Speed of every layer against Keras core and the native kernels (machine
 # otherwise idle!), the results page in docs/, and large-mean accuracy.
@@ -68,4 +83,4 @@ tutorials-smoke: $(STAMP)
 	KERAS_NORMS_SMOKE=1 PYTHON=$(BIN)/python bash scripts/run_tutorials.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist site

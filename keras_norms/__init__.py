@@ -9,6 +9,10 @@ Submodules:
   normalization into the preceding Dense/convolution layers.
 - `keras_norms.recompute_batch_statistics`: population statistics as
   Ioffe & Szegedy's Algorithm 2 defines them.
+- `keras_norms.version()`: the installed version.
+
+Import it before loading a saved model that uses its layers: the import
+registers them (as ``keras_norms>BatchNormalization``, ...) with Keras.
 """
 
 from keras_norms import initializers as initializers
@@ -20,5 +24,14 @@ from keras_norms._folding import (
 from keras_norms._population import (
     recompute_batch_statistics as recompute_batch_statistics,
 )
+from keras_norms._version import __version__ as __version__
+from keras_norms._version import version as version
 
-__version__ = "0.1.0"
+__all__ = [
+    "initializers",
+    "layers",
+    "ops",
+    "fold_batch_normalization",
+    "recompute_batch_statistics",
+    "version",
+]

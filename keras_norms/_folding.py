@@ -86,22 +86,22 @@ def fold_batch_normalization(model, return_report=False):
         Training by Reducing Internal Covariate Shift", ICML 2015,
         Section 3.2.
 
-    Example:
-    >>> import numpy as np, keras, keras_norms
-    >>> model = keras.Sequential([
-    ...     keras.Input((8, 8, 3)),
-    ...     keras.layers.Conv2D(4, 3, use_bias=False),
-    ...     keras_norms.layers.BatchNormalization(),
-    ...     keras.layers.ReLU(),
-    ... ])
-    >>> folded, report = keras_norms.fold_batch_normalization(
-    ...     model, return_report=True)
-    >>> len(model.layers), len(folded.layers), len(report["folded"])
-    (3, 2, 1)
-    >>> x = np.random.default_rng(0).normal(size=(2, 8, 8, 3))
-    >>> bool(np.allclose(model.predict(x, verbose=0),
-    ...                  folded.predict(x, verbose=0), atol=1e-5))
-    True
+    Examples:
+        >>> import numpy as np, keras, keras_norms
+        >>> model = keras.Sequential([
+        ...     keras.Input((8, 8, 3)),
+        ...     keras.layers.Conv2D(4, 3, use_bias=False),
+        ...     keras_norms.layers.BatchNormalization(),
+        ...     keras.layers.ReLU(),
+        ... ])
+        >>> folded, report = keras_norms.fold_batch_normalization(
+        ...     model, return_report=True)
+        >>> len(model.layers), len(folded.layers), len(report["folded"])
+        (3, 2, 1)
+        >>> x = np.random.default_rng(0).normal(size=(2, 8, 8, 3))
+        >>> bool(np.allclose(model.predict(x, verbose=0),
+        ...                  folded.predict(x, verbose=0), atol=1e-5))
+        True
     """
     report = {"folded": [], "not_folded": []}
     folded = _fold(model, "", report)

@@ -180,20 +180,20 @@ def recompute_batch_statistics(
         A dict from each updated layer's path to the number of batches whose
         statistics it averaged.
 
-    Example:
-    >>> import numpy as np, keras, keras_norms
-    >>> model = keras.Sequential(
-    ...     [keras.Input((4,)), keras_norms.layers.BatchNormalization()]
-    ... )
-    >>> x = np.random.default_rng(0).normal(5.0, 2.0, (96, 4))
-    >>> report = keras_norms.recompute_batch_statistics(
-    ...     model, x, batch_size=32, verbose=0
-    ... )
-    >>> list(report.values())
-    [3]
-    >>> mean = np.mean([x[i : i + 32].mean(0) for i in (0, 32, 64)], 0)
-    >>> bool(np.allclose(model.layers[0].moving_mean, mean, atol=1e-5))
-    True
+    Examples:
+        >>> import numpy as np, keras, keras_norms
+        >>> model = keras.Sequential(
+        ...     [keras.Input((4,)), keras_norms.layers.BatchNormalization()]
+        ... )
+        >>> x = np.random.default_rng(0).normal(5.0, 2.0, (96, 4))
+        >>> report = keras_norms.recompute_batch_statistics(
+        ...     model, x, batch_size=32, verbose=0
+        ... )
+        >>> list(report.values())
+        [3]
+        >>> mean = np.mean([x[i : i + 32].mean(0) for i in (0, 32, 64)], 0)
+        >>> bool(np.allclose(model.layers[0].moving_mean, mean, atol=1e-5))
+        True
     """
     if not isinstance(model, keras.Model):
         raise TypeError(

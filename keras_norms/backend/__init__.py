@@ -66,14 +66,16 @@ def reference_only():
     """Run `keras_norms.ops` on its keras.ops reference implementation.
 
     Inside the block no backend fast path is used (also when a function is
-    traced for ``jit`` inside it). For comparisons and debugging:
+    traced for ``jit`` inside it). For comparisons and debugging.
 
-    >>> import numpy as np, keras_norms
-    >>> x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
-    >>> with keras_norms.ops.reference_only():
-    ...     y, mean, variance, count = (
-    ...         keras_norms.ops.batch_normalization_training(x)
-    ...     )
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> x = np.random.default_rng(0).normal(size=(8, 3))
+        >>> x = x.astype("float32")
+        >>> with keras_norms.ops.reference_only():
+        ...     y, mean, variance, count = (
+        ...         keras_norms.ops.batch_normalization_training(x)
+        ...     )
     """
     global _enabled
     previous, _enabled = _enabled, False

@@ -14,3 +14,12 @@ from keras_norms.initializers._variance_scaling import (
 from keras_norms.initializers._variance_scaling import (
     compute_fans as compute_fans,
 )
+
+__all__ = [
+    "XavierUniform",
+    "XavierNormal",
+    "HeNormal",
+    "HeUniform",
+    "calculate_gain",
+    "compute_fans",
+]

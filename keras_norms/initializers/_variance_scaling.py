@@ -79,10 +79,10 @@ def calculate_gain(nonlinearity, param=None):
     Returns:
         The gain, a float.
 
-    Example:
-    >>> from keras_norms.initializers import calculate_gain
-    >>> round(calculate_gain("leaky_relu", 0.25), 6)
-    1.371989
+    Examples:
+        >>> from keras_norms.initializers import calculate_gain
+        >>> round(calculate_gain("leaky_relu", 0.25), 6)
+        1.371989
     """
     check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity == "leaky_relu":
@@ -248,11 +248,10 @@ class XavierUniform(_Xavier):
         Glorot & Bengio, "Understanding the difficulty of training deep
         feedforward neural networks", AISTATS 2010.
 
-    Example:
-    >>> import keras, keras_norms
-    >>> dense = keras.layers.Dense(
-    ...     4, kernel_initializer=keras_norms.initializers.XavierUniform(seed=0)
-    ... )
+    Examples:
+        >>> import keras, keras_norms
+        >>> init = keras_norms.initializers.XavierUniform(seed=0)
+        >>> dense = keras.layers.Dense(4, kernel_initializer=init)
     """
 
     def __init__(self, gain=1.0, seed=None):
@@ -281,11 +280,11 @@ class XavierNormal(_Xavier):
         Glorot & Bengio, "Understanding the difficulty of training deep
         feedforward neural networks", AISTATS 2010.
 
-    Example:
-    >>> import keras_norms
-    >>> init = keras_norms.initializers.XavierNormal(seed=0)
-    >>> tuple(init((3, 3, 16, 32)).shape)
-    (3, 3, 16, 32)
+    Examples:
+        >>> import keras_norms
+        >>> init = keras_norms.initializers.XavierNormal(seed=0)
+        >>> tuple(init((3, 3, 16, 32)).shape)
+        (3, 3, 16, 32)
     """
 
     def __init__(self, gain=1.0, seed=None):
@@ -347,13 +346,13 @@ class HeNormal(_He):
         Human-Level Performance on ImageNet Classification", ICCV 2015,
         Section 2.2.
 
-    Example:
-    >>> import keras, keras_norms
-    >>> conv = keras.layers.Conv2D(
-    ...     16, 3, kernel_initializer=keras_norms.initializers.HeNormal(
-    ...         mode="fan_out", negative_slope=0.25, seed=0
-    ...     )
-    ... )
+    Examples:
+        >>> import keras, keras_norms
+        >>> conv = keras.layers.Conv2D(
+        ...     16, 3, kernel_initializer=keras_norms.initializers.HeNormal(
+        ...         mode="fan_out", negative_slope=0.25, seed=0
+        ...     )
+        ... )
     """
 
     def __init__(self, mode="fan_in", negative_slope=0.0, seed=None):
@@ -379,11 +378,11 @@ class HeUniform(_He):
     Reference:
         He, Zhang, Ren & Sun, "Delving Deep into Rectifiers", ICCV 2015.
 
-    Example:
-    >>> import keras_norms
-    >>> init = keras_norms.initializers.HeUniform(seed=0)
-    >>> tuple(init((64, 32)).shape)
-    (64, 32)
+    Examples:
+        >>> import keras_norms
+        >>> init = keras_norms.initializers.HeUniform(seed=0)
+        >>> tuple(init((64, 32)).shape)
+        (64, 32)
     """
 
     def __init__(self, mode="fan_in", negative_slope=0.0, seed=None):

@@ -24,3 +24,16 @@ from keras_norms.layers._timestep_batch_normalization import (
 from keras_norms.layers._weight_normalization import (
     WeightNormalization as WeightNormalization,
 )
+
+__all__ = [
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "TimestepBatchNormalization",
+    "RecurrentBatchNormalization",
+    "BNLSTMCell",
+    "BNLSTM",
+    "LocalResponseNormalization",
+    "PReLU",
+    "WeightNormalization",
+]

@@ -147,13 +147,13 @@ class BatchNormalization(AffineNormalization):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Call arguments:
-        inputs: Tensor of rank >= 2.
-        training: ``True`` normalizes with the batch statistics and updates
-            the moving ones; ``False``/``None`` uses the moving statistics.
-            A layer with ``trainable=False`` always runs in inference mode.
-        mask: Optional boolean tensor of the input's shape without the
-            channel axis; masked-out positions do not enter the batch
-            statistics.
+        - inputs: Tensor of rank >= 2.
+        - training: ``True`` normalizes with the batch statistics and updates
+              the moving ones; ``False``/``None`` uses the moving statistics.
+              A layer with ``trainable=False`` always runs in inference mode.
+        - mask: Optional boolean tensor of the input's shape without the
+              channel axis; masked-out positions do not enter the batch
+              statistics.
 
     Input shape:
         Any, rank >= 2. Output shape: same as input.
@@ -162,13 +162,13 @@ class BatchNormalization(AffineNormalization):
         Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network
         Training by Reducing Internal Covariate Shift", ICML 2015.
 
-    Example:
-    >>> import numpy as np, keras, keras_norms
-    >>> layer = keras_norms.layers.BatchNormalization()
-    >>> x = np.random.default_rng(0).normal(1e4, 1.0, (64, 8))
-    >>> y = layer(x.astype("float32"), training=True)
-    >>> bool(abs(float(keras.ops.mean(y))) < 1e-3)
-    True
+    Examples:
+        >>> import numpy as np, keras, keras_norms
+        >>> layer = keras_norms.layers.BatchNormalization()
+        >>> x = np.random.default_rng(0).normal(1e4, 1.0, (64, 8))
+        >>> y = layer(x.astype("float32"), training=True)
+        >>> bool(abs(float(keras.ops.mean(y))) < 1e-3)
+        True
     """
 
     def __init__(

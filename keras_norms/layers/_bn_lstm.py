@@ -397,11 +397,12 @@ class BNLSTM(keras.layers.RNN):
     Reference:
         Cooijmans et al., "Recurrent Batch Normalization", ICLR 2017.
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> layer = keras_norms.layers.BNLSTM(8, return_sequences=True)
-    >>> layer(np.ones((4, 10, 3), "float32"), training=True).shape
-    (4, 10, 8)
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> layer = keras_norms.layers.BNLSTM(8, return_sequences=True)
+        >>> y = layer(np.ones((4, 10, 3), "float32"), training=True)
+        >>> tuple(y.shape)
+        (4, 10, 8)
     """
 
     def __init__(

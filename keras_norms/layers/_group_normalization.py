@@ -49,11 +49,11 @@ class GroupNormalization(AffineNormalization):
     Reference:
         Wu & He, "Group Normalization", ECCV 2018.
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> layer = keras_norms.layers.GroupNormalization(groups=2)
-    >>> layer(np.ones((1, 4, 4, 6), "float32")).shape
-    (1, 4, 4, 6)
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> layer = keras_norms.layers.GroupNormalization(groups=2)
+        >>> tuple(layer(np.ones((1, 4, 4, 6), "float32")).shape)
+        (1, 4, 4, 6)
     """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):

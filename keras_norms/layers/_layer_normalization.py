@@ -43,11 +43,11 @@ class LayerNormalization(AffineNormalization):
     Reference:
         Ba, Kiros & Hinton, "Layer Normalization", arXiv:1607.06450.
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> layer = keras_norms.layers.LayerNormalization()
-    >>> layer(np.ones((2, 3), "float32")).shape
-    (2, 3)
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> layer = keras_norms.layers.LayerNormalization()
+        >>> tuple(layer(np.ones((2, 3), "float32")).shape)
+        (2, 3)
     """
 
     def __init__(self, axis=-1, epsilon=1e-3, **kwargs):

@@ -72,13 +72,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         Jia et al., "Caffe: Convolutional Architecture for Fast Feature
         Embedding", 2014 (the ``LRN`` layer and its two modes).
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> layer = keras_norms.layers.LocalResponseNormalization.from_alexnet()
-    >>> layer.size, layer.k, round(layer.alpha, 6)
-    (5, 2.0, 0.0005)
-    >>> tuple(layer(np.ones((2, 6, 6, 16), "float32")).shape)
-    (2, 6, 6, 16)
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> layer = keras_norms.layers.LocalResponseNormalization.from_alexnet()
+        >>> layer.size, layer.k, round(layer.alpha, 6)
+        (5, 2.0, 0.0005)
+        >>> tuple(layer(np.ones((2, 6, 6, 16), "float32")).shape)
+        (2, 6, 6, 16)
     """
 
     def __init__(

@@ -52,12 +52,12 @@ class PReLU(keras.layers.Layer):
         Human-Level Performance on ImageNet Classification", ICCV 2015,
         Section 2.1.
 
-    Example:
-    >>> import keras, numpy as np, keras_norms
-    >>> layer = keras_norms.layers.PReLU(shared_axes=[1, 2])
-    >>> y = keras.ops.convert_to_numpy(layer(np.full((1, 4, 4, 3), -2.0)))
-    >>> tuple(layer.alpha.shape), float(y[0, 0, 0, 0])
-    ((1, 1, 3), -0.5)
+    Examples:
+        >>> import keras, numpy as np, keras_norms
+        >>> layer = keras_norms.layers.PReLU(shared_axes=[1, 2])
+        >>> y = keras.ops.convert_to_numpy(layer(np.full((1, 4, 4, 3), -2.0)))
+        >>> tuple(layer.alpha.shape), float(y[0, 0, 0, 0])
+        ((1, 1, 3), -0.5)
     """
 
     def __init__(

@@ -53,13 +53,14 @@ class TimestepBatchNormalization(BatchNormalization):
         Cooijmans, Ballas, Laurent, Gülçehre & Courville, "Recurrent Batch
         Normalization", ICLR 2017 (arXiv:1603.09025).
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> layer = keras_norms.layers.TimestepBatchNormalization()
-    >>> layer(np.ones((4, 10, 3), "float32"), training=True).shape
-    (4, 10, 3)
-    >>> layer.moving_mean.shape
-    (10, 3)
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> layer = keras_norms.layers.TimestepBatchNormalization()
+        >>> y = layer(np.ones((4, 10, 3), "float32"), training=True)
+        >>> tuple(y.shape)
+        (4, 10, 3)
+        >>> tuple(layer.moving_mean.shape)
+        (10, 3)
     """
 
     def __init__(self, max_timesteps=None, **kwargs):

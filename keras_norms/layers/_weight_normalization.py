@@ -71,10 +71,10 @@ class WeightNormalization(keras.layers.Wrapper):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Call arguments:
-        inputs: The wrapped layer's input.
-        training: The data-dependent initialization happens on the first
-            call with ``training=True`` (when ``data_init=True`` and the
-            wrapper is trainable).
+        - inputs: The wrapped layer's input.
+        - training: The data-dependent initialization happens on the first
+              call with ``training=True`` (when ``data_init=True`` and the
+              wrapper is trainable).
 
     Input shape:
         That of the wrapped layer. Output shape: that of the wrapped layer.
@@ -84,15 +84,15 @@ class WeightNormalization(keras.layers.Wrapper):
         Reparameterization to Accelerate Training of Deep Neural Networks",
         NeurIPS 2016.
 
-    Example:
-    >>> import numpy as np, keras, keras_norms
-    >>> layer = keras_norms.layers.WeightNormalization(
-    ...     keras.layers.Dense(4), data_init=True)
-    >>> x = np.random.default_rng(0).normal(3.0, 2.0, (256, 8))
-    >>> y = keras.ops.convert_to_numpy(layer(x.astype("float32"),
-    ...                                      training=True))
-    >>> bool(np.allclose(y.mean(axis=0), 0.0, atol=1e-4))
-    True
+    Examples:
+        >>> import numpy as np, keras, keras_norms
+        >>> layer = keras_norms.layers.WeightNormalization(
+        ...     keras.layers.Dense(4), data_init=True)
+        >>> x = np.random.default_rng(0).normal(3.0, 2.0, (256, 8))
+        >>> y = keras.ops.convert_to_numpy(layer(x.astype("float32"),
+        ...                                      training=True))
+        >>> bool(np.allclose(y.mean(axis=0), 0.0, atol=1e-4))
+        True
     """
 
     def __init__(self, layer, data_init=True, **kwargs):

@@ -44,3 +44,24 @@ from keras_norms.ops._weight_normalization import kernel_norm as kernel_norm
 from keras_norms.ops._weight_normalization import (
     weight_normalization as weight_normalization,
 )
+
+__all__ = [
+    "reference_only",
+    "prelu",
+    "fold_batch_normalization_weights",
+    "local_response_norm",
+    "batch_normalization",
+    "batch_normalization_training",
+    "broadcast_parameter",
+    "group_normalization",
+    "layer_normalization",
+    "moments",
+    "moments_and_count",
+    "normalize",
+    "standardize",
+    "unbiased_variance",
+    "step_statistics",
+    "update_step_statistics",
+    "kernel_norm",
+    "weight_normalization",
+]

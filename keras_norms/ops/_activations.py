@@ -21,11 +21,11 @@ def prelu(x, alpha):
         He, Zhang, Ren & Sun, "Delving Deep into Rectifiers: Surpassing
         Human-Level Performance on ImageNet Classification", ICCV 2015.
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> y = keras_norms.ops.prelu(np.array([-2.0, 3.0], "float32"), 0.25)
-    >>> [float(v) for v in np.asarray(y)]
-    [-0.5, 3.0]
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> y = keras_norms.ops.prelu(np.array([-2.0, 3.0], "float32"), 0.25)
+        >>> [float(v) for v in np.asarray(y)]
+        [-0.5, 3.0]
     """
     x = ops.convert_to_tensor(x)
     alpha = ops.cast(alpha, x.dtype)

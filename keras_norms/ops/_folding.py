@@ -84,14 +84,14 @@ def fold_batch_normalization_weights(
         Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network
         Training by Reducing Internal Covariate Shift", ICML 2015.
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> kernel, bias = keras_norms.ops.fold_batch_normalization_weights(
-    ...     np.ones((3, 2)), None, gamma=np.array([2.0, 1.0]),
-    ...     beta=np.array([0.5, 0.5]), moving_mean=np.array([1.0, 2.0]),
-    ...     moving_variance=np.array([3.0, 0.0]), epsilon=1.0)
-    >>> np.asarray(kernel)[0].tolist(), np.asarray(bias).tolist()
-    ([1.0, 1.0], [-0.5, -1.5])
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> kernel, bias = keras_norms.ops.fold_batch_normalization_weights(
+        ...     np.ones((3, 2)), None, gamma=np.array([2.0, 1.0]),
+        ...     beta=np.array([0.5, 0.5]), moving_mean=np.array([1.0, 2.0]),
+        ...     moving_variance=np.array([3.0, 0.0]), epsilon=1.0)
+        >>> np.asarray(kernel)[0].tolist(), np.asarray(bias).tolist()
+        ([1.0, 1.0], [-0.5, -1.5])
     """
     kernel = ops.convert_to_tensor(kernel)
     dtype = statistics_dtype(kernel.dtype)

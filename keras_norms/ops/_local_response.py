@@ -207,12 +207,15 @@ def local_response_norm(
         Convolutional Neural Networks", NeurIPS 2012, Section 3.3; Caffe's
         LRN layer.
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> x = np.ones((1, 2, 2, 3), "float32")
-    >>> y = keras_norms.ops.local_response_norm(x, size=3, alpha=3.0, beta=1.0)
-    >>> [round(float(v), 4) for v in np.asarray(y)[0, 0, 0]]
-    [0.3333, 0.25, 0.3333]
+    Examples:
+        >>> import numpy as np, keras, keras_norms
+        >>> x = np.ones((1, 2, 2, 3), "float32")
+        >>> y = keras_norms.ops.local_response_norm(
+        ...     x, size=3, alpha=3.0, beta=1.0
+        ... )
+        >>> y = keras.ops.convert_to_numpy(y)
+        >>> [round(float(v), 4) for v in y[0, 0, 0]]
+        [0.3333, 0.25, 0.3333]
     """
     size, alpha, beta, k, mode = check_local_response_arguments(
         size, alpha, beta, k, mode

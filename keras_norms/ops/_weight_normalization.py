@@ -58,12 +58,12 @@ def weight_normalization(v, g, output_axis=-1):
         Reparameterization to Accelerate Training of Deep Neural Networks",
         NeurIPS 2016.
 
-    Example:
-    >>> import numpy as np, keras_norms
-    >>> w = keras_norms.ops.weight_normalization(
-    ...     np.array([[3.0], [4.0]]), np.array([10.0]))
-    >>> np.round(np.asarray(w).ravel(), 6).tolist()
-    [6.0, 8.0]
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> w = keras_norms.ops.weight_normalization(
+        ...     np.array([[3.0], [4.0]]), np.array([10.0]))
+        >>> np.round(np.asarray(w).ravel(), 6).tolist()
+        [6.0, 8.0]
     """
     v = ops.convert_to_tensor(v)
     dtype = statistics_dtype(v.dtype)

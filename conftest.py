@@ -1,0 +1,16 @@
+"""Collection rules for the whole repository (pytest's rootdir).
+
+The test run covers tests/, every docstring example in keras_norms
+(``--doctest-modules``) and every Python block of README.md and docs/
+(``--markdown-docs``, pytest-markdown-docs). Not collected: each backend's
+own fast-path package, importable only with that backend (the fast-path
+tests cover them), and the tutorial pages, whose code is included from
+examples/tutorials/*.py, which `make tutorials-smoke` runs.
+"""
+
+collect_ignore = [
+    "keras_norms/backend/jax",
+    "keras_norms/backend/tensorflow",
+    "keras_norms/backend/torch",
+    "docs/tutorials",
+]
