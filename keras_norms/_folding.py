@@ -22,7 +22,9 @@ BATCH_NORMALIZATION_CLASSES = (
 )
 
 
-def fold_batch_normalization(model, return_report=False):
+def fold_batch_normalization(
+    model: keras.Model, return_report: bool = False
+) -> keras.Model | tuple[keras.Model, dict]:
     r"""A copy of ``model`` for inference with BatchNormalization folded in.
 
     Every batch normalization layer (``keras_norms.layers.BatchNormalization``

@@ -115,8 +115,12 @@ def population_statistics(means, variances, counts):
 
 
 def recompute_batch_statistics(
-    model, x, batch_size=None, steps=None, verbose="auto"
-):
+    model: keras.Model,
+    x,
+    batch_size: int | None = None,
+    steps: int | None = None,
+    verbose: str | int = "auto",
+) -> dict[str, int]:
     r"""Set every BN layer's moving statistics to Algorithm 2's averages.
 
     Ioffe & Szegedy (2015, Algorithm 2, step 10) define the statistics used

@@ -56,7 +56,7 @@ _GAINS = {
 NONLINEARITIES = (*_GAINS, "leaky_relu")
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     r"""The recommended gain (standard-deviation factor) for a nonlinearity.
 
     Multiply the standard deviation of a unit-gain initialization by it
@@ -96,7 +96,7 @@ def calculate_gain(nonlinearity, param=None):
     return _GAINS[nonlinearity]
 
 
-def compute_fans(shape):
+def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a kernel in Keras's layout.
 
     A ``Dense`` kernel is ``(inputs, units)``; a ``Conv1D/2D/3D`` kernel is
