@@ -40,14 +40,16 @@ BATCH_SIZE = 64
 
 
 # --8<-- [start:models]
-def build(recurrent, gamma=0.1):
+def build(recurrent, gamma=0.1, momentum=0.99):
     """``recurrent``: "lstm" or "bnlstm"; the BNLSTM's normalizations
     start with ``gamma`` (0.1 in the paper)."""
     if recurrent == "lstm":
         layer = keras.layers.LSTM(UNITS)
     else:
         layer = keras_norms.layers.BNLSTM(
-            UNITS, gamma_initializer=keras.initializers.Constant(gamma)
+            UNITS,
+            gamma_initializer=keras.initializers.Constant(gamma),
+            momentum=momentum,
         )
     return keras.Sequential(
         [
@@ -61,24 +63,72 @@ def build(recurrent, gamma=0.1):
 # --8<-- [end:models]
 
 
-def train(recurrent, data):
+class PopulationAccuracy(keras.callbacks.Callback):
+    """Test accuracy after each epoch with the population statistics of
+    the current weights (Algorithm 2, recomputed over the training set)
+    rather than the moving averages, which lag (see below)."""
+
+    def __init__(self, x_train, x_test, y_test):
+        super().__init__()
+        self.x_train, self.x_test, self.y_test = x_train, x_test, y_test
+        self.accuracy = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        keras_norms.recompute_batch_statistics(
+            self.model, self.x_train, batch_size=BATCH_SIZE, verbose=0
+        )
+        predictions = self.model.predict(self.x_test, verbose=0)
+        self.accuracy.append(
+            float(np.mean(predictions.argmax(axis=1) == self.y_test))
+        )
+
+
+def train(recurrent, data, momentum=0.99, population=False):
     x_train, y_train, x_test, y_test = data
     keras.utils.set_random_seed(0)
-    model = build(recurrent)
+    model = build(recurrent, momentum=momentum)
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    callbacks = [PopulationAccuracy(x_train, x_test, y_test)]
     history = model.fit(
         x_train,
         y_train,
         batch_size=BATCH_SIZE,
         epochs=EPOCHS,
         validation_data=(x_test, y_test),
+        callbacks=callbacks if population else [],
         verbose=0,
     )
-    return model, history.history
+    history = history.history
+    if population:
+        history["population_accuracy"] = callbacks[0].accuracy
+    return model, history
+
+
+# --8<-- [start:lag]
+def moving_average_lag(data):
+    """Test accuracy of a BNLSTM trained without recomputing: from its
+    moving averages, after recomputing, and with cumulative averages."""
+    x_train, _, x_test, y_test = data
+    model, _ = train("bnlstm", data)
+    moving = model.evaluate(x_test, y_test, verbose=0)[1]
+    keras_norms.recompute_batch_statistics(
+        model, x_train, batch_size=BATCH_SIZE, verbose=0
+    )
+    recomputed = model.evaluate(x_test, y_test, verbose=0)[1]
+    cumulative_model, _ = train("bnlstm", data, momentum=None)
+    cumulative = cumulative_model.evaluate(x_test, y_test, verbose=0)[1]
+    return {
+        "moving averages (momentum 0.99)": float(moving),
+        "recomputed (Algorithm 2)": float(recomputed),
+        "cumulative averages (momentum None)": float(cumulative),
+    }
+
+
+# --8<-- [end:lag]
 
 
 # --8<-- [start:gradients]
@@ -129,7 +179,9 @@ def main():
     data = x_train, y_train, x_test, y_test
     histories, models = {}, {}
     for recurrent in ("lstm", "bnlstm"):
-        models[recurrent], histories[recurrent] = train(recurrent, data)
+        models[recurrent], histories[recurrent] = train(
+            recurrent, data, population=recurrent == "bnlstm"
+        )
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     epochs = np.arange(1, EPOCHS + 1)
@@ -138,12 +190,10 @@ def main():
         axes[0].plot(
             epochs, histories[recurrent]["loss"], color=color, label=name
         )
-        axes[1].plot(
-            epochs,
-            histories[recurrent]["val_accuracy"],
-            color=color,
-            label=name,
+        accuracy = histories[recurrent].get(
+            "population_accuracy", histories[recurrent]["val_accuracy"]
         )
+        axes[1].plot(epochs, accuracy, color=color, label=name)
     axes[0].set(xlabel="epoch", ylabel="training loss", title="training loss")
     axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     for axis in axes:
@@ -222,9 +272,20 @@ def main():
         "units": UNITS,
         "epochs": EPOCHS,
         "final test accuracy": {
-            name: float(histories[name]["val_accuracy"][-1])
-            for name in histories
+            "lstm": float(histories["lstm"]["val_accuracy"][-1]),
+            "bnlstm (population statistics)": float(
+                histories["bnlstm"]["population_accuracy"][-1]
+            ),
         },
+        "test accuracy per epoch": {
+            "lstm": histories["lstm"]["val_accuracy"],
+            "bnlstm (population statistics)": histories["bnlstm"][
+                "population_accuracy"
+            ],
+        },
+        "bnlstm test accuracy without recomputing during training": (
+            moving_average_lag(data)
+        ),
         "final training loss": {
             name: float(histories[name]["loss"][-1]) for name in histories
         },
