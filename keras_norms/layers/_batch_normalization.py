@@ -375,20 +375,10 @@ class BatchNormalization(AffineNormalization):
         ghosts = ops.reshape(inputs, (-1, k) + shape[1:])
         if mask is not None:
             mask = ops.reshape(mask, (-1, k) + tuple(ops.shape(mask))[1:])
-        channel_axis = self._channel_axis + 1
-        parameter_shape = (ops.shape(ghosts)[0], shape[self._channel_axis])
-
-        def per_ghost(parameter):
-            if parameter is None:
-                return None
-            return ops.broadcast_to(parameter, parameter_shape)
-
-        outputs, mean, variance, count = norm_ops.batch_normalization_training(
+        outputs, mean, variance, count = self.normalize_per_slice(
             ghosts,
-            axis=(0, channel_axis),
-            offset=per_ghost(self.beta),
-            scale=per_ghost(self.gamma),
-            epsilon=self.epsilon,
+            (0, self._channel_axis + 1),
+            (ops.shape(ghosts)[0], shape[self._channel_axis]),
             mask=mask,
         )
         # The moving statistics follow the ghost batches' average, each
@@ -404,6 +394,30 @@ class BatchNormalization(AffineNormalization):
             total,
         )
         return ops.reshape(outputs, shape)
+
+    def normalize_per_slice(
+        self, inputs, axes, statistics_shape, mask=None, all_gather=None
+    ):
+        """Training-mode normalization with statistics per position along
+        several ``axes`` (ghost batch and channel, or time step and
+        channel), sharing this layer's ``gamma`` and ``beta`` (broadcast to
+        ``statistics_shape``). Returns ``batch_normalization_training``'s
+        ``(outputs, mean, variance, count)``."""
+
+        def shared(weight):
+            if weight is None:
+                return None
+            return ops.broadcast_to(weight, statistics_shape)
+
+        return norm_ops.batch_normalization_training(
+            inputs,
+            axis=axes,
+            offset=shared(self.beta),
+            scale=shared(self.gamma),
+            epsilon=self.epsilon,
+            mask=mask,
+            all_gather=all_gather,
+        )
 
     def update_moving_statistics(self, mean, variance, count):
         """Fold one batch's statistics into the moving ones.

@@ -125,19 +125,10 @@ class TimestepBatchNormalization(BatchNormalization):
         # Batch normalization with (step, feature) channels: the fused
         # kernels apply (keras_norms.backend); gamma and beta are shared by
         # the steps.
-        step_shape = (ops.shape(inputs)[1], self.moving_mean.shape[1])
-
-        def per_step(parameter):
-            if parameter is None:
-                return None
-            return ops.broadcast_to(parameter, step_shape)
-
-        outputs, mean, variance, count = norm_ops.batch_normalization_training(
+        outputs, mean, variance, count = self.normalize_per_slice(
             inputs,
-            axis=step_axes,
-            offset=per_step(self.beta),
-            scale=per_step(self.gamma),
-            epsilon=self.epsilon,
+            step_axes,
+            (ops.shape(inputs)[1], self.moving_mean.shape[1]),
             mask=mask,
             all_gather=self.cross_replica_all_gather(),
         )
