@@ -184,6 +184,8 @@ def main():
         title="BN's batch statistics vs the population's",
     )
     axes[1].legend()
+    for axis in axes:
+        axis.minorticks_off()  # only the batch sizes on the log axis
     figure.tight_layout()
     save_figure(figure, "05_batch_size")
     plt.close(figure)
