@@ -45,7 +45,8 @@ test: $(STAMP) lint
 
 # The site, strict, then a check that the API pages show every public name.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
+	# (No --quiet: it also hides the warnings from --strict.)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 	$(BIN)/python scripts/check_api_reference.py site
 
 # The sdist and wheel, checked as PyPI would (README rendering, metadata).

@@ -60,10 +60,15 @@ class BNLSTMCell(keras.layers.Layer):
         activation: Activation for the cell input and output (``tanh``).
         recurrent_activation: Activation of the gates (``sigmoid``).
         use_bias: Whether the layer has the bias ``b``.
-        kernel_initializer, recurrent_initializer, bias_initializer,
-        kernel_regularizer, recurrent_regularizer, bias_regularizer,
-        kernel_constraint, recurrent_constraint, bias_constraint: As in
-            `keras.layers.LSTMCell`.
+        kernel_initializer: Initializer of the input kernel ``W_x``.
+        recurrent_initializer: Initializer of the recurrent kernel ``W_h``.
+        bias_initializer: Initializer of the bias ``b``.
+        kernel_regularizer: Optional regularizer of ``W_x``.
+        recurrent_regularizer: Optional regularizer of ``W_h``.
+        bias_regularizer: Optional regularizer of ``b``.
+        kernel_constraint: Optional constraint on ``W_x``.
+        recurrent_constraint: Optional constraint on ``W_h``.
+        bias_constraint: Optional constraint on ``b``.
         unit_forget_bias: Add 1 to the forget-gate bias at initialization.
         dropout: Fraction of the inputs to drop (same mask at every step).
         recurrent_dropout: Fraction of the recurrent state to drop.
