@@ -1,9 +1,15 @@
 """Argument checks shared by the layers: early, clear errors.
 
 Each message names the argument and ends with the received value (its
-``repr``), so a user sees at construction (or build) time what to fix. Every
-check raises ``ValueError``, whatever is wrong (type or range), as Keras's
-own layers do.
+``repr``), so a user sees at construction (or build) time what to fix.
+
+Exception classes: a value of the right type but out of range raises
+``ValueError``. A value of the wrong type raises `ArgumentTypeError`, which
+is both a ``TypeError`` (what Keras raises for, e.g., ``axis={}`` or
+``epsilon=None``) and a ``ValueError`` (what Keras raises for others, e.g.
+GroupNormalization's ``groups="4"``, and what every keras-norms release
+before 0.3 raised), so an ``except`` clause written for either library
+catches it.
 """
 
 import math
@@ -13,26 +19,44 @@ import sys
 import numpy as np
 
 
-def _as_float(value):
-    """``value`` as a float, or None if it is not a real number.
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (see the module docstring)."""
 
-    Bools are not numbers here (``epsilon=True`` is a mistake), and an int
-    too large for a float (``10**400``) is not a usable number either.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, numbers.Real
-    ):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return None
+
+def _message(name, description, value):
+    return (
+        f"Argument `{name}` must be {description}. Received: {name}={value!r}"
+    )
 
 
 def _reject(name, description, value):
-    raise ValueError(
-        f"Argument `{name}` must be {description}. Received: {name}={value!r}"
+    raise ValueError(_message(name, description, value))
+
+
+def _reject_type(name, description, value):
+    raise ArgumentTypeError(_message(name, description, value))
+
+
+def _is_real(value):
+    """A real number; bools are not numbers here (``epsilon=True`` is a
+    mistake)."""
+    return isinstance(value, numbers.Real) and not isinstance(
+        value, (bool, np.bool_)
     )
+
+
+def _as_float(name, description, value):
+    """``value`` as a float; the wrong type is an `ArgumentTypeError`.
+
+    An int too large for a float (``10**400``) becomes ``inf``, which the
+    callers' range checks reject.
+    """
+    if not _is_real(value):
+        _reject_type(name, description, value)
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def check_bool(name, value):
@@ -42,16 +66,16 @@ def check_bool(name, value):
     0/1, or None) passed for a flag is an error rather than a silent switch.
     """
     if not isinstance(value, (bool, np.bool_)):
-        _reject(name, "a boolean (True or False)", value)
+        _reject_type(name, "a boolean (True or False)", value)
     return bool(value)
 
 
 def check_positive_float(name, value):
     """``value`` must be a finite real number > 0; returns it as a float."""
-    number = _as_float(value)
-    if number is None or not 0 < number < math.inf:
-        _reject(name, "a finite positive number", value)
-    return number
+    description = "a finite positive number"
+    if not 0 < _as_float(name, description, value) < math.inf:
+        _reject(name, description, value)
+    return float(value)
 
 
 def check_squarable_float(name, value, positive=False):
@@ -61,42 +85,42 @@ def check_squarable_float(name, value, positive=False):
     ``positive``, it must be > 0 with a square that is a normal float
     (``1e-200 ** 2`` is 0).
     """
-    number = _as_float(value)
-    square = None if number is None else number * number
     if positive:
-        if number is None or not (
-            number > 0 and sys.float_info.min <= square < math.inf
-        ):
-            _reject(
-                name,
-                "a positive number whose square is a positive finite float "
-                "(between about 1e-154 and 1e154)",
-                value,
-            )
-    elif number is None or not square < math.inf:
-        _reject(
-            name,
-            "a finite number whose square is finite (|value| below about "
-            "1e154)",
-            value,
+        description = (
+            "a positive number whose square is a positive finite float "
+            "(between about 1e-154 and 1e154)"
         )
+    else:
+        description = (
+            "a finite number whose square is finite (|value| below about 1e154)"
+        )
+    number = _as_float(name, description, value)
+    square = number * number
+    if positive:
+        valid = number > 0 and sys.float_info.min <= square < math.inf
+    else:
+        valid = square < math.inf  # (NaN fails this too)
+    if not valid:
+        _reject(name, description, value)
     return number
 
 
 def check_momentum(value, name="momentum", allow_none=False):
-    """Moving-average momentum (weight of the old value) in [0, 1); None
-    (a cumulative average) where ``allow_none``."""
+    """Moving-average momentum (weight of the old value) in [0, 1]; None
+    (a cumulative average) where ``allow_none``.
+
+    1 is allowed, as Keras allows it: the moving statistics then keep
+    their value (a way to freeze them while the layer trains).
+    """
     if value is None and allow_none:
         return None
-    number = _as_float(value)
-    if number is None or not 0 <= number < 1:
-        _reject(
-            name,
-            "a number in [0, 1) (the weight of the old value in the moving "
-            "average)"
-            + (", or None (a cumulative average)" if allow_none else ""),
-            value,
-        )
+    description = (
+        "a number in [0, 1] (the weight of the old value in the moving "
+        "average)" + (", or None (a cumulative average)" if allow_none else "")
+    )
+    number = _as_float(name, description, value)
+    if not 0 <= number <= 1:
+        _reject(name, description, value)
     return number
 
 
@@ -120,9 +144,7 @@ def check_axis_type(axis, allow_sequence=False):
     expected = (
         "an int or a non-empty list of ints" if allow_sequence else "an int"
     )
-    raise ValueError(
-        f"Argument `axis` must be {expected}. Received: axis={axis!r}"
-    )
+    _reject_type("axis", expected, axis)
 
 
 def resolve_axes(axis, input_shape, layer_name):
@@ -174,28 +196,28 @@ def check_min_rank(input_shape, min_rank, layer_name):
 
 def check_non_negative_float(name, value):
     """``value`` must be a finite real number >= 0; returns it as a float."""
-    number = _as_float(value)
-    if number is None or not 0 <= number < math.inf:
-        _reject(name, "a finite non-negative number", value)
+    description = "a finite non-negative number"
+    number = _as_float(name, description, value)
+    if not 0 <= number < math.inf:
+        _reject(name, description, value)
     return number
 
 
 def check_finite_float(name, value):
     """``value`` must be a finite real number; returns it as a float."""
-    number = _as_float(value)
-    if number is None or not math.isfinite(number):
+    number = _as_float(name, "a finite number", value)
+    if not math.isfinite(number):
         _reject(name, "a finite number", value)
     return number
 
 
 def check_choice(name, value, choices):
     """``value`` must be one of ``choices`` (strings); returns it."""
-    if not isinstance(value, str) or value not in choices:
-        allowed = ", ".join(repr(choice) for choice in choices)
-        raise ValueError(
-            f"Argument `{name}` must be one of {allowed}. "
-            f"Received: {name}={value!r}"
-        )
+    description = "one of " + ", ".join(repr(choice) for choice in choices)
+    if not isinstance(value, str):
+        _reject_type(name, description, value)
+    if value not in choices:
+        _reject(name, description, value)
     return value
 
 
@@ -209,29 +231,21 @@ def check_int_list(name, value):
         isinstance(v, numbers.Integral) and not isinstance(v, bool)
         for v in values
     ):
-        raise ValueError(
-            f"Argument `{name}` must be an int or a non-empty list of ints. "
-            f"Received: {name}={value!r}"
-        )
+        _reject_type(name, "an int or a non-empty list of ints", value)
     return [int(v) for v in values]
 
 
 def _check_integer(name, value, minimum, description):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be {description}. "
-            f"Received: {name}={value!r}"
-        )
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        _reject_type(name, description, value)
+    if value < minimum:
+        _reject(name, description, value)
     return int(value)
 
 
-def check_positive_int(name, value):
+def check_positive_int(name, value, description="a positive integer"):
     """``value`` must be an int > 0 (bools are rejected); returns it."""
-    return _check_integer(name, value, 1, "a positive integer")
+    return _check_integer(name, value, 1, description)
 
 
 def check_non_negative_int(name, value):
@@ -248,8 +262,8 @@ def check_positive_int_or_none(name, value):
 
 def check_rate(name, value):
     """A dropout-like fraction in [0, 1)."""
-    number = _as_float(value)
-    if number is None or not 0 <= number < 1:
+    number = _as_float(name, "a number in [0, 1)", value)
+    if not 0 <= number < 1:
         _reject(name, "a number in [0, 1)", value)
     return number
 
@@ -271,7 +285,10 @@ def get_keras_object(name, value, module):
         return module.get(value)
     except (ValueError, TypeError) as error:
         kind = module.__name__.rsplit(".", 1)[-1]
-        raise ValueError(
+        # The class Keras raised (ValueError for an unknown identifier).
+        raise (
+            ArgumentTypeError if isinstance(error, TypeError) else ValueError
+        )(
             f"Argument `{name}` is not a valid identifier or object of "
             f"keras.{kind} ({error}). Received: {name}={value!r}"
         ) from error

@@ -3,9 +3,12 @@ bad values: wrong type, out of range, inf/NaN.
 
 Each must fail early (constructor, or build where the check needs the
 input shape) with ``ValueError`` (``TypeError`` for a non-layer wrapped by
-`WeightNormalization`, as before), and the message must name the argument
-with the received value, ``name=repr(value)``. A coverage test keeps the
-table complete: a new constructor argument without bad values fails it.
+`WeightNormalization`, as before; a wrong type raises `ArgumentTypeError`,
+both), and the message must name the argument with the received value,
+``name=repr(value)``. Where Keras's class of the same name rejects the
+value too, ours raises an instance of Keras's exception class. A coverage
+test keeps the table complete: a new constructor argument without bad
+values fails it.
 """
 
 import inspect
@@ -26,8 +29,9 @@ BAD = {
     # bool("False") is True: only real booleans are flags.
     "bool": ["False", 1, 0.0, None],
     "positive": [0, -1e-3, INF, NAN, "1e-3", True, None, 10**400],
-    "momentum": [1.0, -0.1, INF, NAN, "0.99", True, None, 0.1j],
-    "momentum_or_none": [1.0, -0.1, INF, NAN, "0.99", True, 0.1j],
+    # (1 is allowed, as in Keras: it freezes the moving statistics.)
+    "momentum": [1.01, -0.1, INF, NAN, "0.99", True, None, 0.1j],
+    "momentum_or_none": [1.01, -0.1, INF, NAN, "0.99", True, 0.1j],
     "rate": [1.0, -0.1, INF, NAN, "0.5", True],
     "initializer": ["no_such_initializer", 3],
     "regularizer": ["no_such_regularizer", 3],
@@ -179,7 +183,6 @@ TABLE = {
 SPECIAL = [
     (layers.TimestepBatchNormalization, {}, "renorm", True),
     (layers.RecurrentBatchNormalization, {}, "renorm", True),
-    (layers.BatchNormalization, {}, "renorm_clipping", {"rmax": 2.0}),
     (layers.BNLSTM, {"units": 4}, "stateful", True),
     (layers.LocalResponseNormalization, {"mode": "within_channel"}, "size", 4),
     (
@@ -248,6 +251,51 @@ def test_constructor_rejects(cls, arguments, name, value):
     with pytest.raises(ValueError) as error:
         _make(cls, arguments, **{name: value})
     _check_message(error.value, name, value)
+
+
+DROP_INS = {
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "PReLU",
+}
+
+
+def _keras_error(cls, arguments, name, value):
+    """The class of what Keras's class of the same name raises, or None."""
+    try:
+        _make(getattr(keras.layers, cls.__name__), arguments, **{name: value})
+    except (TypeError, ValueError) as error:
+        return type(error)
+    except Exception:  # noqa: BLE001 (e.g. OverflowError for 10**400)
+        return None
+    return None
+
+
+def _keras_cases():
+    """The constructor cases of the drop-ins that Keras's classes reject
+    with an argument error (where Keras accepts a value, ours may still
+    reject it, earlier than the NaN or failure it leads to)."""
+    for case in _constructor_cases():
+        cls, arguments, name, value = case.values
+        if cls.__name__ not in DROP_INS:
+            continue
+        keras_error = _keras_error(cls, arguments, name, value)
+        if keras_error is not None:
+            yield pytest.param(
+                cls, arguments, name, value, keras_error, id=case.id
+            )
+
+
+@pytest.mark.parametrize(
+    "cls, arguments, name, value, keras_error", list(_keras_cases())
+)
+def test_same_exception_class_as_keras(
+    cls, arguments, name, value, keras_error
+):
+    """Code written against Keras (``except TypeError``) catches ours."""
+    with pytest.raises(keras_error):
+        _make(cls, arguments, **{name: value})
 
 
 @pytest.mark.parametrize(

@@ -52,13 +52,17 @@ def _backend_module():
     return importlib.import_module(f"keras_norms.backend.{name}")
 
 
-def check_batch_multiple(x, multiple, message):
-    """``x``, checked at run time to have a batch size that is a multiple of
-    ``multiple``, where the backend traces graphs with an unknown batch
-    size (TensorFlow); elsewhere the caller's static check suffices."""
+def check_dimension(x, axis, predicate, message):
+    """``x``, checked at run time to satisfy ``predicate(size of axis)``
+    where the backend traces graphs with unknown sizes (TensorFlow: the
+    batch size under ``fit``, a time axis declared ``None``); elsewhere
+    sizes are known and the caller's static check suffices.
+
+    ``predicate`` maps the size (a scalar integer tensor) to a boolean
+    tensor; ``message`` is the error's text."""
     module = _backend_module()
-    check = getattr(module, "check_batch_multiple", None)
-    return x if check is None else check(x, multiple, message)
+    check = getattr(module, "check_dimension", None)
+    return x if check is None else check(x, axis, predicate, message)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from keras.layers import InputSpec
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
 from keras_norms._population import active_collector
+from keras_norms._validation import ArgumentTypeError
 from keras_norms._validation import check_axis_type
 from keras_norms._validation import check_bool
 from keras_norms._validation import check_min_rank
@@ -18,25 +19,28 @@ from keras_norms._validation import check_positive_float
 from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import get_keras_object
 from keras_norms._validation import resolve_axes
-from keras_norms.backend import check_batch_multiple
+from keras_norms.backend import check_dimension
 from keras_norms.distributed import cross_replica_all_gather
 from keras_norms.layers._base import AffineNormalization
+from keras_norms.layers._base import expand_mask
 
 
 def _check_renorm_clipping(renorm, clipping):
-    """Keras's rules for ``renorm_clipping``: keys rmax, rmin, dmax."""
+    """Keras's rules for ``renorm_clipping``: keys rmax, rmin, dmax.
+
+    Without ``renorm`` it is unused and, as in Keras, not checked: Keras
+    configs that carry it load unchanged.
+    """
     if clipping is None:
         return {}
     if not renorm:
-        raise ValueError(
-            "Argument `renorm_clipping` needs renorm=True. Received: "
-            f"renorm={renorm!r}, renorm_clipping={clipping!r}"
+        return clipping
+    if not isinstance(clipping, dict):
+        raise ArgumentTypeError(
+            "Argument `renorm_clipping` must be a dict with keys among "
+            f"'rmax', 'rmin', 'dmax'. Received: renorm_clipping={clipping!r}"
         )
-    if not isinstance(clipping, dict) or set(clipping) - {
-        "rmax",
-        "rmin",
-        "dmax",
-    }:
+    if set(clipping) - {"rmax", "rmin", "dmax"}:
         raise ValueError(
             "Argument `renorm_clipping` must be a dict with keys among "
             f"'rmax', 'rmin', 'dmax'. Received: renorm_clipping={clipping!r}"
@@ -114,7 +118,8 @@ class BatchNormalization(AffineNormalization):
             `keras.layers.BatchNormalization` does (same extra weights
             ``moving_stddev``, ``renorm_mean``, ``renorm_stddev``).
         renorm_clipping: Dict with optional keys ``"rmax"``, ``"rmin"``,
-            ``"dmax"`` clipping the corrections ``r`` and ``d``.
+            ``"dmax"`` clipping the corrections ``r`` and ``d``. Unused
+            (and, as in Keras, not checked) without ``renorm``.
         renorm_momentum: Momentum of the renorm statistics, in ``[0, 1)``.
         synchronized: If ``True``, the batch statistics (and so the moving
             statistics) are global across replicas: one all-gather of each
@@ -151,9 +156,12 @@ class BatchNormalization(AffineNormalization):
         - training: ``True`` normalizes with the batch statistics and updates
               the moving ones; ``False``/``None`` uses the moving statistics.
               A layer with ``trainable=False`` always runs in inference mode.
-        - mask: Optional boolean tensor of the input's shape without the
-              channel axis; masked-out positions do not enter the batch
-              statistics.
+        - mask: Optional boolean tensor of the input's shape without its
+              last axis (Keras's convention, as ``Masking`` and
+              ``Embedding(mask_zero=True)`` produce it, whatever ``axis``
+              is); it is expanded at the last axis, and masked-out
+              positions do not enter the batch statistics. Ignored at
+              inference.
 
     Input shape:
         Any, rank >= 2. Output shape: same as input.
@@ -326,14 +334,7 @@ class BatchNormalization(AffineNormalization):
             return ops.cast(outputs, self.compute_dtype)
 
         if mask is not None:
-            if len(mask.shape) != len(inputs.shape) - 1:
-                raise ValueError(
-                    f"The mask of layer '{self.name}' must have the input's "
-                    "rank minus one (no channel axis). Received: "
-                    f"mask.shape={tuple(mask.shape)}, "
-                    f"inputs.shape={tuple(inputs.shape)}"
-                )
-            mask = ops.expand_dims(mask, self._channel_axis)
+            mask = expand_mask(mask, inputs, self.name)
         if self.virtual_batch_size is not None and not collecting:
             return ops.cast(
                 self._ghost_batch_normalization(inputs, mask),
@@ -368,7 +369,9 @@ class BatchNormalization(AffineNormalization):
             f"{batch}, inputs.shape={tuple(inputs.shape)}"
         )
         if batch is None:  # known only at run time (a TensorFlow graph)
-            inputs = check_batch_multiple(inputs, k, message)
+            inputs = check_dimension(
+                inputs, 0, lambda size: size % k == 0, message
+            )
         elif batch % k:
             raise ValueError(message)
         shape = tuple(ops.shape(inputs))
@@ -440,7 +443,7 @@ class BatchNormalization(AffineNormalization):
         if self.unbiased_moving_variance:
             variance = norm_ops.unbiased_variance(variance, count)
         if self.renorm:
-            self._update_renorm_statistics(mean, variance)
+            self._update_renorm_statistics(mean, variance, count)
         else:
             self._update_moving_averages(mean, variance, count)
 
@@ -514,9 +517,12 @@ class BatchNormalization(AffineNormalization):
             scale, ndim, self._channel_axis
         ) + norm_ops.broadcast_parameter(offset, ndim, self._channel_axis)
 
-    def _update_renorm_statistics(self, mean, variance):
+    def _update_renorm_statistics(self, mean, variance, count):
         """Keras's renorm updates: the renorm pair, the moving mean and the
-        moving *standard deviation*, from which the variance is derived."""
+        moving *standard deviation*, from which the variance is derived;
+        channels without values in this batch (``count == 0``) keep all
+        of them."""
+        reached = count > 0
         stddev = ops.sqrt(variance + self.epsilon)
         for variable, value, momentum in (
             (self.renorm_mean, mean, self.renorm_momentum),
@@ -524,7 +530,9 @@ class BatchNormalization(AffineNormalization):
             (self.moving_mean, mean, self.momentum),
             (self.moving_stddev, stddev, self.momentum),
         ):
-            variable.assign(variable * momentum + value * (1.0 - momentum))
+            old = ops.convert_to_tensor(variable)
+            averaged = old * momentum + value * (1.0 - momentum)
+            variable.assign(ops.where(reached, averaged, old))
         self.moving_variance.assign(
             ops.relu(ops.square(self.moving_stddev) - self.epsilon)
         )

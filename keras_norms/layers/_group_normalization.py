@@ -10,6 +10,7 @@ from keras_norms._api import export
 from keras_norms._validation import check_axis_type
 from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_positive_float
+from keras_norms._validation import check_positive_int
 from keras_norms._validation import resolve_axes
 from keras_norms.layers._base import AffineNormalization
 
@@ -57,14 +58,11 @@ class GroupNormalization(AffineNormalization):
     """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):
-        if (
-            isinstance(groups, bool)
-            or not isinstance(groups, numbers.Integral)
-            or (groups < 1 and groups != -1)
-        ):
-            raise ValueError(
-                "Argument `groups` must be a positive integer, or -1 for "
-                f"instance normalization. Received: groups={groups!r}"
+        if not (isinstance(groups, numbers.Integral) and groups == -1):
+            groups = check_positive_int(
+                "groups",
+                groups,
+                "a positive integer, or -1 for instance normalization",
             )
         super().__init__(**kwargs)
         self.groups = int(groups)

@@ -1,10 +1,13 @@
 """LayerNormalization: a drop-in for keras.layers.LayerNormalization."""
 
+import warnings
+
 from keras import ops
 
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
 from keras_norms._validation import check_axis_type
+from keras_norms._validation import check_bool
 from keras_norms._validation import check_positive_float
 from keras_norms._validation import resolve_axes
 from keras_norms.layers._base import AffineNormalization
@@ -36,6 +39,10 @@ class LayerNormalization(AffineNormalization):
         beta_constraint: Optional constraint for ``beta``.
         gamma_constraint: Optional constraint for ``gamma``.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
+            Keras's deprecated ``rms_scaling=True`` is accepted, so Keras
+            configs load, with Keras's numbers (``x / sqrt(variance +
+            epsilon) * gamma``, no ``beta``) and a ``FutureWarning``; for
+            RMS normalization use an RMS layer instead.
 
     Input shape:
         Any, rank >= 2. Output shape: same as input.
@@ -51,36 +58,60 @@ class LayerNormalization(AffineNormalization):
     """
 
     def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
-        # Keras configs carry `rms_scaling` (deprecated there, and it scales
-        # by the variance, not the RMS); accept False so they load here.
-        rms_scaling = kwargs.pop("rms_scaling", False)
+        # Keras's deprecated `rms_scaling` (in Keras configs): it scales by
+        # the variance, not the RMS. Accepted with Keras's exact numbers.
+        rms_scaling = check_bool(
+            "rms_scaling", kwargs.pop("rms_scaling", False)
+        )
         if rms_scaling:
-            raise ValueError(
-                "Argument `rms_scaling` is not supported; use "
-                "keras.layers.RMSNormalization for RMS normalization. "
-                f"Received: rms_scaling={rms_scaling!r}"
+            warnings.warn(
+                "LayerNormalization(rms_scaling=True) is deprecated, as in "
+                "Keras: it computes x / sqrt(variance + epsilon) * gamma "
+                "(the variance, not the root mean square, and no beta). For "
+                "RMS normalization use keras.layers.RMSNormalization.",
+                FutureWarning,
+                stacklevel=2,
             )
         super().__init__(**kwargs)
         self.axis = check_axis_type(axis, allow_sequence=True)
         self.epsilon = check_positive_float("epsilon", epsilon)
+        self.rms_scaling = rms_scaling
 
     def build(self, input_shape):
         self._axes = resolve_axes(self.axis, input_shape, self.name)
-        self.build_affine_weights(tuple(input_shape[a] for a in self._axes))
+        shape = tuple(input_shape[a] for a in self._axes)
+        if self.rms_scaling:  # Keras's weights: gamma always, never beta
+            self.build_affine_weights(shape, scale=True, center=False)
+        else:
+            self.build_affine_weights(shape)
 
     def call(self, inputs):
-        outputs = norm_ops.layer_normalization(
-            inputs,
-            axis=self._axes,
-            offset=self.beta,
-            scale=self.gamma,
-            epsilon=self.epsilon,
-        )
+        if self.rms_scaling:
+            outputs = self._scale_by_variance(inputs)
+        else:
+            outputs = norm_ops.layer_normalization(
+                inputs,
+                axis=self._axes,
+                offset=self.beta,
+                scale=self.gamma,
+                epsilon=self.epsilon,
+            )
         return ops.cast(outputs, self.compute_dtype)
+
+    def _scale_by_variance(self, inputs):
+        """Keras's ``rms_scaling=True``: ``x / sqrt(var + eps) * gamma``."""
+        ndim = len(inputs.shape)
+        _, variance = norm_ops.moments(inputs, self._axes, keepdims=True)
+        outputs = ops.cast(inputs, variance.dtype) * ops.rsqrt(
+            variance + self.epsilon
+        )
+        gamma = norm_ops.broadcast_parameter(self.gamma, ndim, self._axes)
+        return outputs * ops.cast(gamma, outputs.dtype)
 
     def get_config(self):
         return {
             **super().get_config(),
             "axis": self.axis,
             "epsilon": self.epsilon,
+            "rms_scaling": self.rms_scaling,
         }

@@ -101,6 +101,9 @@ class LocalResponseNormalization(keras.layers.Layer):
         ) = check_local_response_arguments(size, alpha, beta, k, mode)
         self.axis = check_axis_type(axis)
         self.supports_masking = True
+        # The sum of squares is taken in float32 even under a mixed policy
+        # (in float16 it overflows for activations above 256).
+        self.autocast = False
 
     @classmethod
     def from_tensorflow(

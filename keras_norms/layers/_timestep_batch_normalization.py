@@ -10,6 +10,8 @@ from keras_norms._population import active_collector
 from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import resolve_axes
+from keras_norms.backend import check_dimension
+from keras_norms.layers._base import expand_mask
 from keras_norms.layers._batch_normalization import BatchNormalization
 from keras_norms.ops._timestep import spread_over_rows
 
@@ -110,18 +112,21 @@ class TimestepBatchNormalization(BatchNormalization):
                 self.compute_dtype,
             )
 
-        if time is not None and time > self._steps:
-            raise ValueError(
-                f"Layer '{self.name}' keeps statistics for "
-                f"{self._steps} steps and cannot train on longer "
-                f"sequences. Received: {time} steps (max_timesteps="
-                f"{self._steps})"
+        message = (
+            f"Layer '{self.name}' keeps statistics for {self._steps} steps "
+            "and cannot train on longer sequences. Received: "
+            f"{'more' if time is None else time} steps (max_timesteps="
+            f"{self._steps})"
+        )
+        if time is None:  # known only at run time (a TensorFlow graph)
+            steps = self._steps
+            inputs = check_dimension(
+                inputs, 1, lambda size: size <= steps, message
             )
+        elif time > self._steps:
+            raise ValueError(message)
         if mask is not None:
-            mask = ops.reshape(
-                ops.cast(mask, "bool"),
-                tuple(ops.shape(mask)[:2]) + (1,) * (ndim - 2),
-            )
+            mask = self._expand_sequence_mask(mask, inputs)
         # Batch normalization with (step, feature) channels: the fused
         # kernels apply (keras_norms.backend); gamma and beta are shared by
         # the steps.
@@ -133,16 +138,27 @@ class TimestepBatchNormalization(BatchNormalization):
             all_gather=self.cross_replica_all_gather(),
         )
         if len(count.shape) > 0:
-            count = ops.max(count, axis=1)  # the same for every feature
             # A step that no sample reaches has no batch statistics: it is
             # normalized with its moving ones, as at inference.
+            step_reached = ops.max(count, axis=1) > 0
             outputs = ops.where(
-                norm_ops.broadcast_parameter(count > 0, ndim, 1),
+                norm_ops.broadcast_parameter(step_reached, ndim, 1),
                 outputs,
                 self._normalize_with_moving_statistics(inputs),
             )
         self.update_moving_statistics(mean, variance, count)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _expand_sequence_mask(self, mask, inputs):
+        """Keras's mask (the input's shape without its last axis), or one
+        flag per step of a sample, ``(batch, time)``, for any input rank."""
+        ndim = len(inputs.shape)
+        if len(mask.shape) == 2 and ndim > 3:
+            return ops.reshape(
+                ops.cast(mask, "bool"),
+                tuple(ops.shape(mask)) + (1,) * (ndim - 2),
+            )
+        return expand_mask(mask, inputs, self.name)
 
     def _normalize_with_moving_statistics(self, inputs):
         """Inference: each step with its own moving statistics."""
@@ -226,12 +242,14 @@ class TimestepBatchNormalization(BatchNormalization):
         Args:
             mean: ``(time, features)`` batch means of steps ``0..time-1``.
             variance: ``(time, features)`` biased batch variances.
-            count: Scalar or ``(time,)``: values behind each step.
+            count: Scalar, ``(time,)`` or ``(time, features)``: values
+                behind each statistic.
         """
         steps = self.moving_mean.shape[0]
-        count = ops.broadcast_to(
-            ops.reshape(ops.cast(count, mean.dtype), (-1, 1)), ops.shape(mean)
-        )
+        count = ops.cast(count, mean.dtype)
+        if len(count.shape) == 1:
+            count = ops.expand_dims(count, -1)
+        count = ops.broadcast_to(count, ops.shape(mean))
         mean, variance, count = spread_over_rows((mean, variance, count), steps)
         super().update_moving_statistics(mean, variance, count)
 

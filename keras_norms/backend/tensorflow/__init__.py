@@ -2,7 +2,7 @@
 the closed-form backward for the other normalizations."""
 
 from keras_norms.backend.tensorflow.checks import (
-    check_batch_multiple as check_batch_multiple,
+    check_dimension as check_dimension,
 )
 from keras_norms.backend.tensorflow.loops import scan as scan
 from keras_norms.backend.tensorflow.normalization import (

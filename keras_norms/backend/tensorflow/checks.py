@@ -1,18 +1,19 @@
 """Checks that a TensorFlow graph can only make at run time.
 
-In a `tf.function` traced by `fit` the batch size is unknown (``None``), so
-a layer cannot check it in Python; without this check a wrong size shows up
-as a reshape error deep inside the graph.
+In a `tf.function` traced by `fit` the batch size (and a time axis declared
+``None``) is unknown, so a layer cannot check it in Python; without these
+checks a wrong size shows up as a reshape error deep inside the graph, or
+not at all.
 """
 
 import tensorflow as tf
 
 
-def check_batch_multiple(x, multiple, message):
-    """``x``, after asserting that its batch size is a multiple of
-    ``multiple`` (``InvalidArgumentError`` with ``message`` otherwise)."""
-    batch = tf.shape(x)[0]
+def check_dimension(x, axis, predicate, message):
+    """``x``, after asserting ``predicate(size of axis)`` at run time
+    (``InvalidArgumentError`` with ``message`` otherwise)."""
+    size = tf.shape(x)[axis]
     with tf.control_dependencies(
-        [tf.debugging.assert_equal(batch % multiple, 0, message=message)]
+        [tf.debugging.Assert(predicate(size), [message])]
     ):
         return tf.identity(x)
