@@ -353,3 +353,16 @@ def ghost_batch_norm_train(
         np.stack([r[i] for r in results]) for i in (1, 2, 3)
     )
     return y, means, variances, counts
+
+
+def layer_norm_variance_scaling(x, axes=-1, gamma=None, epsilon=1e-3):
+    """Keras's deprecated ``LayerNormalization(rms_scaling=True)``:
+    ``x / sqrt(var(x) + epsilon) * gamma``, the mean not subtracted."""
+    x = np.asarray(x, np.float64)
+    axes = _axes(axes, x.ndim)
+    _, variance, _ = moments(x, axes)
+    y = x / np.sqrt(variance + epsilon)
+    if gamma is not None:
+        shape = [x.shape[a] if a in axes else 1 for a in range(x.ndim)]
+        y = y * np.reshape(gamma, shape)
+    return y
