@@ -181,6 +181,38 @@ def test_cell_in_keras_rnn_matches_bnlstm_at_inference(rng):
         rnn(x, training=True)
 
 
+@pytest.mark.parametrize(
+    "policy, tolerance", [("mixed_bfloat16", 0.03), ("mixed_float16", 3e-3)]
+)
+def test_cell_in_keras_rnn_counts_steps_under_mixed_precision(
+    rng, policy, tolerance
+):
+    # bfloat16 counts exactly only up to 256 (float16: 2048): a step
+    # counter kept in the compute dtype stopped there, and every later
+    # step read the statistics of step 256.
+    time = 300
+    x = rng.normal(size=(2, time, 3)).astype("float32")
+    rnn = keras.layers.RNN(
+        BNLSTMCell(UNITS, max_timesteps=time, dtype=policy),
+        return_sequences=True,
+        dtype=policy,
+    )
+    # predict: the compiled loop (tf.function, jax.jit) on TF and JAX.
+    model = keras.Sequential([keras.Input((time, 3)), rnn])
+    weights, tables = _randomize(rnn, rng)  # random statistics per step
+    expected, _, _, _ = reference.bn_lstm(x, weights, False, tables)
+    got = model.predict(x, verbose=0).astype("float64")
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance)
+    # The check has teeth: a counter stuck at 256 is far off.
+    stuck = {
+        key: np.concatenate([table[:256], np.repeat(table[256:257], 44, 0)])
+        for key, table in tables.items()
+    }
+    wrong, _, _, _ = reference.bn_lstm(x, weights, False, stuck)
+    errors = np.max(np.abs(wrong - expected)[:, 257:], axis=(0, 2))
+    assert np.all(errors > 0.05)
+
+
 def test_bidirectional(rng):
     x = _drifting_sequences(rng)
     bidirectional = keras.layers.Bidirectional(
@@ -217,6 +249,47 @@ def test_save_and_load(rng, tmp_path):
         atol=1e-6,
     )
     assert loaded.layers[1].get_config() == model.layers[1].get_config()
+
+
+def test_zero_output_for_mask_survives_config_and_saving(rng, tmp_path):
+    x = _drifting_sequences(rng)
+    # Masked steps (all features 0): in the middle and padding at the end.
+    x[:2, 2] = 0.0
+    x[3:, 3:] = 0.0
+    masked = np.all(x == 0.0, axis=-1)
+    model = keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            keras.layers.Masking(0.0),
+            BNLSTM(UNITS, return_sequences=True, zero_output_for_mask=True),
+        ]
+    )
+    layer = model.layers[1]
+    _randomize(layer, rng)
+    expected = to_numpy(model(x, training=False))
+    np.testing.assert_array_equal(expected[masked], 0.0)
+    assert np.all(expected[~masked] != 0.0)
+
+    config = layer.get_config()
+    assert config["zero_output_for_mask"] is True
+    restored = BNLSTM.from_config(config)
+    assert restored.zero_output_for_mask is True
+    copy = keras.Sequential(
+        [keras.Input((5, 3)), keras.layers.Masking(0.0), restored]
+    )
+    restored.set_weights(layer.get_weights())
+    loaded = save_and_load(model, tmp_path)
+    assert loaded.layers[1].get_config()["zero_output_for_mask"] is True
+    for other in (copy, loaded):
+        got = to_numpy(other(x, training=False))
+        np.testing.assert_array_equal(got[masked], 0.0)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+    # The default (carry the last output forward) round-trips too.
+    default = BNLSTM(UNITS, return_sequences=True)
+    assert default.get_config()["zero_output_for_mask"] is False
+    restored = BNLSTM.from_config(default.get_config())
+    assert restored.zero_output_for_mask is False
 
 
 def test_recurrent_defaults():

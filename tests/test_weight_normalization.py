@@ -316,6 +316,71 @@ def test_activity_regularizer_of_wrapped_layer_is_kept(rng):
     assert expected > 0
 
 
+ACTIVITY_L2 = 0.1
+
+
+def _regularized_dense():
+    return keras.layers.Dense(
+        3, activity_regularizer=keras.regularizers.L2(ACTIVITY_L2)
+    )
+
+
+def _activity_loss(outputs):
+    """Keras's L2 activity regularization of ``outputs``, per sample."""
+    return ACTIVITY_L2 * np.sum(np.square(outputs)) / outputs.shape[0]
+
+
+def test_data_init_pass_adds_no_activity_loss(rng):
+    # The data initialization runs the wrapped layer once more (linearly,
+    # inside a cond): only the real forward pass may add its loss.
+    x = rng.normal(2.0, 1.5, (8, 5)).astype("float32")
+    layer = WeightNormalization(_regularized_dense())
+    y = to_numpy(layer(x, training=True))
+    assert float(to_numpy(layer.initialized)) == 1.0
+    assert len(layer.losses) == 1
+    np.testing.assert_allclose(
+        to_numpy(layer.losses[0]), _activity_loss(y), rtol=1e-5
+    )
+    # The same in a model, and on a later call (no data initialization).
+    model = keras.Sequential(
+        [keras.Input((5,)), WeightNormalization(_regularized_dense())]
+    )
+    for _ in range(2):
+        y = to_numpy(model(x, training=True))
+        assert len(model.losses) == 1
+        np.testing.assert_allclose(
+            to_numpy(model.losses[0]), _activity_loss(y), rtol=1e-5
+        )
+
+
+@pytest.mark.parametrize("data_init", [True, False])
+def test_activity_loss_counted_once_inside_fit(rng, data_init):
+    x = rng.normal(2.0, 1.5, (8, 5)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            WeightNormalization(_regularized_dense(), data_init=data_init),
+        ]
+    )
+    # Learning rate 0 and one full batch: the training loss is that of the
+    # output the model computes afterwards (mse against zeros plus the
+    # activity loss, once).
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    history = model.fit(
+        x, np.zeros((8, 3)), batch_size=8, epochs=1, shuffle=False, verbose=0
+    )
+    y = to_numpy(model(x, training=True))
+    assert len(model.losses) == 1
+    np.testing.assert_allclose(
+        to_numpy(model.losses[0]), _activity_loss(y), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        history.history["loss"][0],
+        np.mean(np.square(y)) + _activity_loss(y),
+        rtol=1e-5,
+    )
+
+
 @pytest.mark.parametrize(
     "layout, output_axis, shape",
     [

@@ -23,6 +23,27 @@ from keras_norms.layers._timestep_batch_normalization import (
 )
 from keras_norms.ops._normalization import statistics_dtype
 
+# keras.layers.RNN casts every state to the cell's compute dtype (and its
+# loops need the carry to keep its dtype), so the step counter cannot be
+# an int32 state there. A float counter stops at 256 in bfloat16 (float16:
+# 2048), so the step is carried as two digits in this base, each exact in
+# any float dtype: [step % base, step // base], saturating at
+# max_timesteps (exact up to 65536 steps in bfloat16).
+_STEP_BASE = 256
+
+
+def _step_state(steps, dtype):
+    """The ``(batch, 2)`` state of int32 ``steps`` ``(batch,)``."""
+    steps = ops.cast(steps, "int32")
+    digits = ops.stack([steps % _STEP_BASE, steps // _STEP_BASE], axis=-1)
+    return ops.cast(digits, dtype)
+
+
+def _step_index(state):
+    """The int32 steps ``(batch,)`` of a ``(batch, 2)`` step state."""
+    digits = ops.cast(state, "int32")
+    return digits[:, 0] + _STEP_BASE * digits[:, 1]
+
 
 @export
 class BNLSTMCell(keras.layers.Layer):
@@ -53,7 +74,10 @@ class BNLSTMCell(keras.layers.Layer):
     rather than training with moving statistics that never move.
 
     The cell's state is ``[h, c, step]``: the step index is carried so
-    that each step reads its own population statistics.
+    that each step reads its own population statistics. ``step`` has shape
+    ``(batch, 2)``: the index in two base-256 digits, exact under a
+    ``float16`` or ``bfloat16`` compute dtype (to which
+    `keras.layers.RNN` casts its states).
 
     Args:
         units: Positive int, dimensionality of the output.
@@ -148,7 +172,7 @@ class BNLSTMCell(keras.layers.Layer):
         )
         self.momentum = check_momentum(momentum, allow_none=True)
         self.epsilon = check_positive_float("epsilon", epsilon)
-        self.state_size = [self.units, self.units, 1]
+        self.state_size = [self.units, self.units, 2]
         self.output_size = self.units
 
         def normalization(name, center):
@@ -229,7 +253,7 @@ class BNLSTMCell(keras.layers.Layer):
         return [
             ops.zeros((batch_size, self.units), dtype=self.compute_dtype),
             ops.zeros((batch_size, self.units), dtype=self.compute_dtype),
-            ops.zeros((batch_size, 1), dtype=self.compute_dtype),
+            ops.zeros((batch_size, 2), dtype=self.compute_dtype),
         ]
 
     def step(
@@ -298,12 +322,14 @@ class BNLSTMCell(keras.layers.Layer):
                 "keras.layers.Bidirectional too). Received: training=True"
             )
         h, c, step = states
-        step_index = ops.cast(step[:, 0], "int32")
+        step_index = _step_index(step)
         input_term, _ = self.input_normalization.normalize_step(
             ops.matmul(inputs, self.kernel), step_index
         )
         h, c, _ = self.step(input_term, h, c, step_index)
-        return h, [h, c, step + 1.0]
+        # Saturates: steps past max_timesteps all read the last row.
+        next_step = ops.minimum(step_index + 1, self.max_timesteps)
+        return h, [h, c, _step_state(next_step, step.dtype)]
 
     def get_config(self):
         return {
@@ -575,8 +601,12 @@ class BNLSTM(keras.layers.RNN):
             cell.update_moving_statistics([statistics[:3], statistics[3:]])
         last_output = outputs[-1]
         outputs = ops.transpose(outputs, (1, 0, 2))
-        step_state = ops.full(
-            (ops.shape(h)[0], 1), ops.shape(input_terms)[0], dtype=h.dtype
+        # The cell's step state after the loop (saturated like the cell's).
+        steps = ops.full(
+            (ops.shape(h)[0],), ops.shape(input_terms)[0], dtype="int32"
+        )
+        step_state = _step_state(
+            ops.minimum(steps, cell.max_timesteps), h.dtype
         )
         return last_output, outputs, [h, c, step_state]
 
@@ -585,7 +615,7 @@ class BNLSTM(keras.layers.RNN):
             # Users pass [h, c], as to keras.layers.LSTM; the step counter
             # starts at 0.
             initial_state = list(initial_state)[:2] + [
-                ops.zeros((ops.shape(sequences)[0], 1), self.compute_dtype)
+                ops.zeros((ops.shape(sequences)[0], 2), self.compute_dtype)
             ]
         outputs = super().call(
             sequences, initial_state=initial_state, mask=mask, training=training
@@ -603,10 +633,11 @@ class BNLSTM(keras.layers.RNN):
         return shapes
 
     def get_config(self):
+        # zero_output_for_mask stays: it changes the outputs at masked steps.
         config = {
             key: value
             for key, value in super().get_config().items()
-            if key not in ("cell", "stateful", "unroll", "zero_output_for_mask")
+            if key not in ("cell", "stateful", "unroll")
         }
         cell_config = self.cell.get_config()
         config["units"] = self.cell.units

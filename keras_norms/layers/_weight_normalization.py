@@ -180,7 +180,12 @@ class WeightNormalization(keras.layers.Wrapper):
                 bias_offset = ops.convert_to_tensor(self.bias_offset)
             scale = scale + g_offset
             bias = ops.convert_to_tensor(bias) + bias_offset
-        return self._call_wrapped(inputs, scale, bias)
+        # The wrapped layer computes in its own dtype policy; the output is
+        # in this layer's compute dtype, as its output spec says (Keras's
+        # SpectralNormalization does the same).
+        return ops.cast(
+            self._call_wrapped(inputs, scale, bias), self.compute_dtype
+        )
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
@@ -228,8 +233,10 @@ class WeightNormalization(keras.layers.Wrapper):
         The wrapped layer runs in a `keras.StatelessScope` in which its
         kernel reads as the normalized kernel and its bias as ``bias``, so
         gradients flow to ``g`` and ``v`` on every backend and nothing in
-        the wrapped layer is modified. ``linear=True`` leaves out its
-        activation (for the pre-activations of the data initialization).
+        the wrapped layer is modified. ``linear=True`` is the data
+        initialization's pass: it leaves out the activation and records no
+        losses (its activity loss, of pre-activations computed inside a
+        cond, is not a loss of the model and would leak out of the cond).
         """
         kernel_variable = self.v
         replacements = {
@@ -247,16 +254,20 @@ class WeightNormalization(keras.layers.Wrapper):
         if linear:
             self.layer.activation = None
         try:
+            # A scope that does not collect losses drops them.
             with keras.StatelessScope(
-                mapping, collect_losses=True, initialize_variables=False
+                mapping, collect_losses=not linear, initialize_variables=False
             ) as scope:
                 outputs = self.layer(inputs)
         finally:
             self.layer.activation = activation
-        # The wrapped layer's losses (an activity regularizer) go where this
-        # layer's losses go: the enclosing stateless scope or this layer.
+        # The wrapped layer's losses (an activity regularizer) are recorded
+        # as its own, where it would record them unwrapped: the enclosing
+        # stateless scope (JAX's training step) or the layer. Recorded as
+        # this layer's, JAX's training step counted them twice: the wrapped
+        # layer also claims their ids in the enclosing scope.
         for loss in scope.losses:
-            self.add_loss(loss)
+            self.layer.add_loss(loss)
         return outputs
 
     def _initialize_from_data(self, inputs):
