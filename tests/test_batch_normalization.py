@@ -7,6 +7,7 @@ import pytest
 from keras_norms.layers import BatchNormalization
 
 import reference
+from helpers import KERAS_VERSION
 from helpers import to_numpy
 
 CASES = [  # (input shape, axis)
@@ -243,6 +244,29 @@ def test_batch_renormalization_matches_oracle_over_steps(rng, clipping):
         )
 
 
+def test_batch_renormalization_floors_a_tiny_renorm_stddev(rng):
+    """Early in training the renorm stddev can be ~0: r and d divide by
+    max(stddev, sqrt(epsilon)), not by the stddev (nor by epsilon)."""
+    layer = BatchNormalization(renorm=True, epsilon=1e-3)
+    layer.build((None, 3))
+    gamma, beta = _random_affine(layer, rng)
+    # Below the floor sqrt(1e-3) = 0.032, between it and epsilon, above.
+    renorm_stddev = np.array([1e-5, 0.01, 0.5])
+    renorm_mean = np.array([0.1, -0.2, 0.3])
+    layer.renorm_stddev.assign(renorm_stddev.astype("float32"))
+    layer.renorm_mean.assign(renorm_mean.astype("float32"))
+    x = rng.normal(0.2, 0.05, (16, 3)).astype("float32")
+    y = layer(x, training=True)
+    expected, _, _ = reference.batch_renorm_train(
+        x, renorm_mean, renorm_stddev, gamma, beta, 1e-3
+    )
+    np.testing.assert_allclose(to_numpy(y), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(
+    KERAS_VERSION < (3, 14),
+    reason=f"Keras {keras.__version__} has no renorm (new in Keras 3.14)",
+)
 def test_batch_renormalization_drop_in_for_keras(rng):
     config = keras.layers.BatchNormalization(
         renorm=True, renorm_clipping={"rmax": 2.0, "dmax": 1.0}

@@ -4,8 +4,7 @@ scikit-learn's 8x8 digits read pixel by pixel are a 64-step sequence task
 (the small cousin of sequential MNIST in Cooijmans et al., 2016). Same
 seed, units, optimizer and epochs for both; the claim tested is the
 paper's: the batch-normalized LSTM's training loss falls faster. Runs on
-the JAX backend only (the slowest part of the suite otherwise: the torch
-backend has no compiled scan), in about 15 seconds.
+every backend, in 15-30 seconds each.
 """
 
 import keras
@@ -15,14 +14,7 @@ from sklearn.datasets import load_digits
 
 import keras_norms
 
-from helpers import BACKEND
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        BACKEND != "jax", reason="learning test runs once, on JAX"
-    ),
-]
+pytestmark = [pytest.mark.slow]
 
 
 def _training_losses(make_recurrent_layer, x, y):

@@ -454,13 +454,16 @@ def test_momentum_none_with_renorm_is_an_error():
 # virtual_batch_size: ghost batch normalization ----------------------------
 
 
+@pytest.mark.parametrize("unbiased", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_ghost_batches_match_the_oracle(rng, masked):
+def test_ghost_batches_match_the_oracle(rng, masked, unbiased):
     x = rng.normal(2.0, 3.0, (32, 5)).astype("float32")
     gamma = rng.uniform(0.5, 1.5, 5)
     beta = rng.normal(size=5)
     mask = rng.uniform(size=32) < 0.7 if masked else None
-    layer = BatchNormalization(virtual_batch_size=8, momentum=0.6)
+    layer = BatchNormalization(
+        virtual_batch_size=8, momentum=0.6, unbiased_moving_variance=unbiased
+    )
     layer.build((None, 5))
     layer.gamma.assign(gamma)
     layer.beta.assign(beta)
@@ -474,7 +477,10 @@ def test_ghost_batches_match_the_oracle(rng, masked):
     )
     # (Masked positions are normalized too, with their ghost's statistics.)
     np.testing.assert_allclose(to_numpy(y), expected, rtol=1e-4, atol=1e-4)
-    # The moving statistics follow the (count-weighted) ghost average.
+    # The moving statistics follow the (count-weighted) ghost average, of
+    # each ghost's m / (m - 1) corrected variance with unbiased=True.
+    if unbiased:
+        variances = variances * counts / (counts - 1)
     mean = (counts * means).sum(0) / counts.sum(0)
     variance = (counts * variances).sum(0) / counts.sum(0)
     np.testing.assert_allclose(
