@@ -7,8 +7,8 @@ Exception classes: a value of the right type but out of range raises
 ``ValueError``. A value of the wrong type raises `ArgumentTypeError`, which
 is both a ``TypeError`` (what Keras raises for, e.g., ``axis={}`` or
 ``epsilon=None``) and a ``ValueError`` (what Keras raises for others, e.g.
-GroupNormalization's ``groups="4"``, and what every keras-norms release
-before 0.3 raised), so an ``except`` clause written for either library
+GroupNormalization's ``groups="4"``, and what earlier keras-norms versions
+raised), so an ``except`` clause written for either library
 catches it.
 """
 

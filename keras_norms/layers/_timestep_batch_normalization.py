@@ -31,9 +31,11 @@ class TimestepBatchNormalization(BatchNormalization):
     Normalization prescribes.
 
     At inference, steps beyond ``max_timesteps`` use the statistics of the
-    last step. In training a longer sequence is an error. With a mask
-    ``(batch, time)``, padded steps of a sample are excluded from that
-    step's statistics, and a step that is padded in every sample has no
+    last step. In training a longer sequence is an error (checked at run
+    time in a TensorFlow graph whose time axis is ``None``). With a mask,
+    of Keras's shape (the input's without its last axis) or ``(batch,
+    time)`` for any input rank, padded steps of a sample are excluded from
+    that step's statistics, and a step that is padded in every sample has no
     batch statistics: it leaves its moving statistics unchanged and is
     normalized with them, as at inference (rather than with a variance of
     0, which would scale it by ``1 / sqrt(epsilon)``).
