@@ -101,9 +101,9 @@ def expand_mask(mask, inputs, layer_name):
     Keras's convention, followed by every layer here: a mask has (or
     broadcasts to) the input's shape without its *last* axis (what
     ``Masking`` and ``Embedding(mask_zero=True)`` produce) and is expanded
-    at the end, whatever the layer's channel axis. Other shapes are an error here, not
-    a broadcasting error deep in a backend (or, where the sizes happen to
-    fit, the wrong positions masked).
+    at the end, whatever the layer's channel axis. Other shapes are an
+    error here, not a broadcasting error deep in a backend (or, where the
+    sizes happen to fit, the wrong positions masked).
     """
     expected = tuple(inputs.shape[:-1])
     received = tuple(mask.shape)
