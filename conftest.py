@@ -14,8 +14,8 @@ collect_ignore = [
     # Scripts that the tests start as subprocesses (they run on import).
     "tests/distributed",
     "tests/load_and_predict.py",
-    "keras_norms/backend/jax",
-    "keras_norms/backend/tensorflow",
-    "keras_norms/backend/torch",
+    "keras_norms/native/jax",
+    "keras_norms/native/tensorflow",
+    "keras_norms/native/torch",
     "docs/tutorials",
 ]

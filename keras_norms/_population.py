@@ -11,53 +11,14 @@ The layers take part through one hook: inside `collecting_statistics`,
 to the active collector instead of updating the moving averages.
 """
 
-import contextlib
-import threading
+import inspect
 
 import keras
 import numpy as np
 from keras import ops
 
-_state = threading.local()
-
-
-def active_collector():
-    """The collector of a running `recompute_batch_statistics`, or None.
-
-    Read while a layer's ``call`` is traced or run: a layer that sees one
-    computes batch statistics (whatever ``training`` says) and records them
-    instead of updating its moving statistics.
-    """
-    return getattr(_state, "collector", None)
-
-
-class _StatisticsCollector:
-    """Batch statistics recorded by the layers during one forward pass."""
-
-    def __init__(self):
-        self.layers = []
-        self.statistics = []
-
-    def record(self, layer, mean, variance, count):
-        """``mean``, ``variance`` and ``count`` have the moving tables'
-        shape; ``count`` is 0 where the batch had no values."""
-        self.layers.append(layer)
-        self.statistics.append(
-            tuple(
-                ops.expand_dims(ops.cast(value, "float32"), 0)
-                for value in (mean, variance, count)
-            )
-        )
-
-
-@contextlib.contextmanager
-def collecting_statistics(collector):
-    previous = active_collector()
-    _state.collector = collector
-    try:
-        yield collector
-    finally:
-        _state.collector = previous
+from keras_norms._collecting import StatisticsCollector
+from keras_norms._collecting import collecting_statistics
 
 
 def _batch_normalization_layers(model):
@@ -73,9 +34,8 @@ def _batch_normalization_layers(model):
 def _replicas_per_batch(model):
     """How many copies of each batch's statistics `predict` returns: one per
     replica under a `tf.distribute` strategy (all equal: the layers gather
-    global statistics while collecting), one elsewhere."""
-    if keras.backend.backend() != "tensorflow":
-        return 1
+    global statistics while collecting), one elsewhere (only TensorFlow's
+    models have a strategy)."""
     strategy = getattr(model, "distribute_strategy", None)
     return getattr(strategy, "num_replicas_in_sync", 1)
 
@@ -217,17 +177,19 @@ def recompute_batch_statistics(
         )
     recorded_layers = []
     original_step = model.predict_step
-    is_jax = keras.backend.backend() == "jax"
+    # JAX's step is stateless: predict_step(state, data) -> (outputs,
+    # state).
+    stateless = "state" in inspect.signature(original_step).parameters
 
     def statistics_step(*args):
-        collector = _StatisticsCollector()
+        collector = StatisticsCollector()
         with collecting_statistics(collector):
             result = original_step(*args)
         recorded_layers[:] = collector.layers
         # A leaf of ones counts the batches; the model's outputs are
         # dropped (they may not concatenate, and are not needed).
         outputs = (ops.ones((1,)), tuple(collector.statistics))
-        if is_jax:  # JAX's step is stateless: (outputs, state)
+        if stateless:
             return outputs, result[1]
         return outputs
 

@@ -147,6 +147,39 @@ def check_axis_type(axis, allow_sequence=False):
     _reject_type("axis", expected, axis)
 
 
+def non_batch_axis(axis, ndim, owner, name="axis", received=None):
+    """``axis`` as a non-negative axis of a rank-``ndim`` input, which must
+    exist and not be the batch axis 0; ``owner`` names the caller."""
+    if not -ndim <= axis < ndim or axis % ndim == 0:
+        received = axis if received is None else received
+        raise ValueError(
+            f"Argument `{name}` must be a non-batch axis of the input of "
+            f"{owner}, which has rank {ndim}. Received: {name}={received}"
+        )
+    return axis % ndim
+
+
+def check_groups(groups):
+    """A number of groups: a positive int, or -1 (one channel per group)."""
+    if isinstance(groups, numbers.Integral) and groups == -1:
+        return -1
+    return check_positive_int(
+        "groups", groups, "a positive integer, or -1 for instance normalization"
+    )
+
+
+def resolve_groups(groups, channels, owner):
+    """The number of groups for ``channels``: -1 is one per channel; it
+    must divide the channels."""
+    resolved = channels if groups == -1 else groups
+    if channels is None or channels % resolved:
+        raise ValueError(
+            f"Argument `groups` must divide the number of channels "
+            f"({channels}) of {owner}. Received: groups={groups}"
+        )
+    return resolved
+
+
 def resolve_axes(axis, input_shape, layer_name):
     """Non-negative axes of ``axis`` for ``input_shape``; checked at build.
 

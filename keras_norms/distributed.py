@@ -21,71 +21,15 @@ which makes ONE such call per normalization.
   ``all_gather=lambda t: jax.lax.all_gather(t, "your_axis")``.
 """
 
-import functools
-
-from keras import backend
+from keras_norms.native import dispatch
 
 
+@dispatch("cross_replica_all_gather", fast_path=False)
 def cross_replica_all_gather():
-    """The gather function of the active multi-replica context, or None."""
-    name = backend.backend()
-    if name == "tensorflow":
-        return _tensorflow_all_gather()
-    if name == "torch":
-        return _torch_all_gather()
+    """The gather function of the active multi-replica context, or None.
+
+    The reference knows no multi-replica context: None (also on JAX, see
+    above). The TensorFlow and torch versions are in
+    ``keras_norms/native/<backend>/distributed.py``.
+    """
     return None
-
-
-def _tensorflow_all_gather():
-    import tensorflow as tf
-
-    if (
-        not tf.distribute.has_strategy()
-        or tf.distribute.in_cross_replica_context()
-    ):
-        return None
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync < 2:
-        return None
-
-    def all_gather(tensor):
-        return context.all_gather(tensor[None], axis=0)
-
-    return all_gather
-
-
-def _torch_all_gather():
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return None
-    if dist.get_world_size() < 2:
-        return None
-
-    return _torch_all_gather_function()
-
-
-@functools.cache
-def _torch_all_gather_function():
-    """Differentiable all-gather, defined once (not on every call)."""
-    import torch
-    import torch.distributed as dist
-
-    class AllGather(torch.autograd.Function):
-        @staticmethod
-        def forward(context, tensor):
-            tensor = tensor.contiguous()
-            parts = [
-                torch.empty_like(tensor) for _ in range(dist.get_world_size())
-            ]
-            dist.all_gather(parts, tensor)
-            return torch.stack(parts)
-
-        @staticmethod
-        def backward(context, gradient):
-            # Every replica's loss depends on our slice: sum their gradients.
-            gradient = gradient.contiguous()
-            dist.all_reduce(gradient, op=dist.ReduceOp.SUM)
-            return gradient[dist.get_rank()]
-
-    return AllGather.apply

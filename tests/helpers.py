@@ -6,6 +6,9 @@ import keras
 import numpy as np
 
 BACKEND = keras.backend.backend()
+# Keras's (major, minor): tests of behaviour that changed in Keras skip or
+# adapt on the versions before the change (`make test-oldest`: Keras 3.8).
+KERAS_VERSION = tuple(int(part) for part in keras.__version__.split(".")[:2])
 
 
 def to_numpy(x):
@@ -18,7 +21,12 @@ def float64_enabled():
     if BACKEND == "jax":
         import jax
 
-        with jax.enable_x64(True):
+        # jax.enable_x64 is new in jax 0.8; older jax (down to the 0.4.30
+        # that pyproject.toml allows) has it in jax.experimental only.
+        enable_x64 = getattr(jax, "enable_x64", None)
+        if enable_x64 is None:
+            from jax.experimental import enable_x64
+        with enable_x64(True):
             yield
     else:
         yield
@@ -60,3 +68,12 @@ def save_and_load(model, tmp_path, name="model.keras"):
     path = str(tmp_path / name)
     model.save(path)
     return keras.saving.load_model(path)
+
+
+def sequences_with_step_statistics(rng, batch, time=6, features=3):
+    """``(batch, time, features)`` float32 data whose mean and spread
+    change with the step (step ``t``: mean ``-t``, std ``1 + t``)."""
+    steps = np.arange(time)[None, :, None]
+    return (
+        rng.normal(size=(batch, time, features)) * (1 + steps) - steps
+    ).astype("float32")

@@ -37,19 +37,27 @@ def _channel_shape(ndim, axis):
 def batch_norm_train(
     x, axis=-1, gamma=None, beta=None, epsilon=1e-3, mask=None
 ):
-    """Training-mode BN; returns (y, mean, variance, count) per channel."""
+    """Training-mode BN; returns (y, mean, variance, count), statistics of
+    the shape of ``x`` at ``axis`` (an int, or several channel axes: one
+    statistic per position along them, e.g. per time step and feature)."""
     x = np.asarray(x, np.float64)
-    axis = axis % x.ndim
-    reduce = tuple(i for i in range(x.ndim) if i != axis)
+    kept = _axes(axis, x.ndim)
+    reduce = tuple(i for i in range(x.ndim) if i not in kept)
     mean, variance, count = moments(x, reduce, mask)
     y = (x - mean) / np.sqrt(variance + epsilon)
-    shape = _channel_shape(x.ndim, axis)
+    shape = [x.shape[i] if i in kept else 1 for i in range(x.ndim)]
     if gamma is not None:
         y = y * np.reshape(gamma, shape)
     if beta is not None:
         y = y + np.reshape(beta, shape)
-    count = np.broadcast_to(count, mean.shape).reshape(-1)
-    return y, mean.reshape(-1), variance.reshape(-1), count
+    statistics_shape = [x.shape[i] for i in kept]
+    count = np.broadcast_to(count, mean.shape).reshape(statistics_shape)
+    return (
+        y,
+        mean.reshape(statistics_shape),
+        variance.reshape(statistics_shape),
+        count,
+    )
 
 
 def batch_norm_inference(

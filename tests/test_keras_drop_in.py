@@ -304,3 +304,19 @@ def test_longer_sequence_in_eager_training_is_an_error(rng):
     layer = layers.TimestepBatchNormalization(max_timesteps=4)
     with pytest.raises(ValueError, match="max_timesteps=4"):
         layer(rng.normal(size=(2, 6, 3)).astype("float32"), training=True)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs only")
+def test_bnlstm_longer_sequence_in_a_graph_is_an_error(rng):
+    import tensorflow as tf
+
+    layer = layers.BNLSTM(3, max_timesteps=4)
+    layer.build((None, None, 2))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, 2))])
+    def train_step(x):
+        return layer(x, training=True)
+
+    train_step(rng.normal(size=(2, 4, 2)).astype("float32"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="4 steps"):
+        train_step(rng.normal(size=(2, 6, 2)).astype("float32"))

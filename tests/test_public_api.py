@@ -4,6 +4,7 @@ models. Users and saved files depend on them: a change here must be
 deliberate (and in CHANGELOG.md)."""
 
 import keras
+import pytest
 
 import keras_norms
 
@@ -47,6 +48,7 @@ EXPORTS = {
         "local_response_norm",
         "moments",
         "moments_and_count",
+        "moving_average",
         "normalize",
         "prelu",
         "reference_only",
@@ -82,7 +84,7 @@ def test_public_attributes_are_all_exported():
             if not attribute.startswith("_")
         }
         # Subpackages of keras_norms that are importable but not exported.
-        public -= {"distributed", "backend"}
+        public -= {"distributed", "native", "backend"}
         assert public == set(module.__all__), name
 
 
@@ -104,3 +106,13 @@ def test_version():
     assert keras_norms.version() == keras_norms.__version__
     major, minor, patch = keras_norms.version().split(".")
     assert all(part.isdigit() for part in (major, minor, patch))
+
+
+def test_old_backend_module_is_deprecated():
+    import importlib
+    import sys
+
+    sys.modules.pop("keras_norms.backend", None)
+    with pytest.warns(DeprecationWarning, match="keras_norms.native"):
+        backend = importlib.import_module("keras_norms.backend")
+    assert backend.reference_only is keras_norms.ops.reference_only

@@ -9,7 +9,7 @@ from keras.layers import InputSpec
 
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
-from keras_norms._population import active_collector
+from keras_norms._collecting import active_collector
 from keras_norms._validation import ArgumentTypeError
 from keras_norms._validation import check_axis_type
 from keras_norms._validation import check_bool
@@ -19,10 +19,11 @@ from keras_norms._validation import check_positive_float
 from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import get_keras_object
 from keras_norms._validation import resolve_axes
-from keras_norms.backend import check_dimension
 from keras_norms.distributed import cross_replica_all_gather
 from keras_norms.layers._base import AffineNormalization
 from keras_norms.layers._base import expand_mask
+from keras_norms.ops._checks import check_dimension
+from keras_norms.ops._renormalization import renormalize
 
 
 def _check_renorm_clipping(renorm, clipping):
@@ -317,11 +318,22 @@ class BatchNormalization(AffineNormalization):
                 ),
             )
 
+    def uses_batch_statistics(self, training):
+        """Whether a call normalizes with batch statistics (and hands them
+        to `update_moving_statistics`) rather than the moving ones: in
+        training unless the layer is frozen, and always inside
+        `keras_norms.recompute_batch_statistics`, which collects them from
+        every BN-family layer, frozen or not. Every layer of the family
+        decides here."""
+        return (
+            bool(training)
+            and self.trainable
+            or (active_collector() is not None)
+        )
+
     def call(self, inputs, training=None, mask=None):
-        # Inside recompute_batch_statistics every BN layer computes batch
-        # statistics, whatever `training` and `trainable` say.
         collecting = active_collector() is not None
-        if not (training and self.trainable) and not collecting:
+        if not self.uses_batch_statistics(training):
             outputs = norm_ops.batch_normalization(
                 inputs,
                 self.moving_mean,
@@ -350,7 +362,18 @@ class BatchNormalization(AffineNormalization):
             all_gather=self.cross_replica_all_gather(),
         )
         if self.renorm:
-            outputs = self._renormalize(outputs, mean, variance)
+            outputs = renormalize(
+                outputs,
+                mean,
+                variance,
+                self.renorm_mean,
+                self.renorm_stddev,
+                self._channel_axis,
+                offset=self.beta,
+                scale=self.gamma,
+                epsilon=self.epsilon,
+                clipping=self.renorm_clipping,
+            )
         self.update_moving_statistics(mean, variance, count)
         return ops.cast(outputs, self.compute_dtype)
 
@@ -384,18 +407,8 @@ class BatchNormalization(AffineNormalization):
             (ops.shape(ghosts)[0], shape[self._channel_axis]),
             mask=mask,
         )
-        # The moving statistics follow the ghost batches' average, each
-        # weighted by its values (equal weights without a mask).
-        count = ops.broadcast_to(ops.cast(count, mean.dtype), ops.shape(mean))
-        if self.unbiased_moving_variance:
-            variance = norm_ops.unbiased_variance(variance, count)
-        total = ops.sum(count, axis=0)
-        divisor = ops.where(total > 0, total, 1.0)
-        self._update_moving_averages(
-            ops.sum(count * mean, axis=0) / divisor,
-            ops.sum(count * variance, axis=0) / divisor,
-            total,
-        )
+        # One row of statistics per ghost batch: the hook averages them.
+        self.update_moving_statistics(mean, variance, count)
         return ops.reshape(outputs, shape)
 
     def normalize_per_slice(
@@ -423,13 +436,18 @@ class BatchNormalization(AffineNormalization):
         )
 
     def update_moving_statistics(self, mean, variance, count):
-        """Fold one batch's statistics into the moving ones.
+        """Fold one batch's statistics into the moving ones: every update
+        of the moving statistics goes through here.
 
         Inside `keras_norms.recompute_batch_statistics` the statistics are
         handed to it instead, and nothing is updated.
 
         Args:
-            mean: The batch means, of the moving statistics' shape.
+            mean: The batch means, of the moving statistics' shape; or, for
+                several groups of the batch normalized apart (ghost
+                batches), one row per group (a leading axis), combined
+                here with weights ``count`` after each group's own
+                correction.
             variance: The biased batch variances, of the same shape.
             count: Values behind each statistic: a scalar or a tensor that
                 broadcasts to ``mean``; where it is 0 the batch had no
@@ -442,6 +460,14 @@ class BatchNormalization(AffineNormalization):
             return
         if self.unbiased_moving_variance:
             variance = norm_ops.unbiased_variance(variance, count)
+        if len(mean.shape) > len(self.moving_mean.shape):
+            # Groups: their count-weighted average (equal weights without
+            # a mask).
+            total = ops.sum(count, axis=0)
+            divisor = ops.where(total > 0, total, 1.0)
+            mean = ops.sum(count * mean, axis=0) / divisor
+            variance = ops.sum(count * variance, axis=0) / divisor
+            count = total
         if self.renorm:
             self._update_renorm_statistics(mean, variance, count)
         else:
@@ -455,19 +481,17 @@ class BatchNormalization(AffineNormalization):
             # (The weight before the assign: on torch `seen` is the
             # variable's storage, which the assign overwrites.)
             seen = ops.convert_to_tensor(self.batch_count)
-            new_weight = 1.0 / (ops.expand_dims(seen, -1) + 1.0)
+            weight = 1.0 / (ops.expand_dims(seen, -1) + 1.0)
             row_reached = ops.any(reached, axis=-1)
             self.batch_count.assign(ops.where(row_reached, seen + 1.0, seen))
         else:
-            new_weight = 1.0 - self.momentum
+            weight = 1.0 - self.momentum
         for variable, value in (
             (self.moving_mean, mean),
             (self.moving_variance, variance),
         ):
-            weight = ops.where(reached, ops.cast(new_weight, variable.dtype), 0)
             variable.assign(
-                variable * (1.0 - weight)
-                + ops.cast(value, variable.dtype) * weight
+                norm_ops.moving_average(variable, value, weight, reached)
             )
 
     def set_population_statistics(self, mean, variance, count, batches):
@@ -489,34 +513,6 @@ class BatchNormalization(AffineNormalization):
                 np.where(rows, batches, old).astype(old.dtype)
             )
 
-    def _renormalize(self, normalized, mean, variance):
-        """Batch renormalization (Ioffe, 2017): ``x_hat * r + d``, then the
-        affine transform, with the (clipped, constant) corrections
-        ``r = sigma_B / sigma_renorm`` and ``d = (mu_B - mu_renorm) /
-        sigma_renorm``; Keras's formulas and clipping."""
-        floor = self.epsilon**0.5  # no division by ~0 early in training
-        renorm_stddev = ops.convert_to_tensor(self.renorm_stddev)
-        renorm_stddev = ops.where(renorm_stddev > floor, renorm_stddev, floor)
-        r = ops.sqrt(variance + self.epsilon) / renorm_stddev
-        d = (mean - self.renorm_mean) / renorm_stddev
-        clipping = self.renorm_clipping
-        if clipping.get("rmin") is not None:
-            r = ops.where(r > clipping["rmin"], r, clipping["rmin"])
-        if clipping.get("rmax") is not None:
-            r = ops.where(r < clipping["rmax"], r, clipping["rmax"])
-        if clipping.get("dmax") is not None:
-            d = ops.clip(d, -clipping["dmax"], clipping["dmax"])
-        scale, offset = ops.stop_gradient(r), ops.stop_gradient(d)
-        if self.gamma is not None:
-            scale = scale * self.gamma
-            offset = offset * self.gamma
-        if self.beta is not None:
-            offset = offset + self.beta
-        ndim = len(normalized.shape)
-        return ops.cast(normalized, scale.dtype) * norm_ops.broadcast_parameter(
-            scale, ndim, self._channel_axis
-        ) + norm_ops.broadcast_parameter(offset, ndim, self._channel_axis)
-
     def _update_renorm_statistics(self, mean, variance, count):
         """Keras's renorm updates: the renorm pair, the moving mean and the
         moving *standard deviation*, from which the variance is derived;
@@ -530,9 +526,11 @@ class BatchNormalization(AffineNormalization):
             (self.moving_mean, mean, self.momentum),
             (self.moving_stddev, stddev, self.momentum),
         ):
-            old = ops.convert_to_tensor(variable)
-            averaged = old * momentum + value * (1.0 - momentum)
-            variable.assign(ops.where(reached, averaged, old))
+            variable.assign(
+                norm_ops.moving_average(
+                    variable, value, 1.0 - momentum, reached
+                )
+            )
         self.moving_variance.assign(
             ops.relu(ops.square(self.moving_stddev) - self.epsilon)
         )

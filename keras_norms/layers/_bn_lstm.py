@@ -8,7 +8,6 @@ from keras import ops
 from keras import regularizers
 
 from keras_norms._api import export
-from keras_norms._population import active_collector
 from keras_norms._validation import check_bool
 from keras_norms._validation import check_momentum
 from keras_norms._validation import check_positive_float
@@ -17,11 +16,11 @@ from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import check_rate
 from keras_norms._validation import check_seed
 from keras_norms._validation import get_keras_object
-from keras_norms.backend import fast_path
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
-from keras_norms.ops._normalization import statistics_dtype
+from keras_norms.ops._checks import check_dimension
+from keras_norms.ops._loops import scan
 
 # keras.layers.RNN casts every state to the cell's compute dtype (and its
 # loops need the carry to keep its dtype), so the step counter cannot be
@@ -496,19 +495,27 @@ class BNLSTM(keras.layers.RNN):
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
-        learning = bool(training) and self.trainable
-        # Batch statistics in training, and for recompute_batch_statistics
-        # (which sets `training` only for the normalizations: no dropout).
-        training = learning or active_collector() is not None
+        learning = bool(training) and self.trainable  # (dropout)
+        # The normalizations' decision: also batch statistics inside
+        # recompute_batch_statistics (with no dropout).
+        training = cell.input_normalization.uses_batch_statistics(learning)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         time = sequences.shape[1]
-        if training and time is not None and time > cell.max_timesteps:
-            raise ValueError(
+        if training:
+            message = (
                 f"Layer '{self.name}' keeps statistics for "
                 f"{cell.max_timesteps} steps and cannot train on longer "
-                f"sequences. Received: {time} steps"
+                f"sequences. Received: {'more' if time is None else time} "
+                "steps"
             )
+            if time is None:  # known only at run time (a TensorFlow graph)
+                limit = cell.max_timesteps
+                sequences = check_dimension(
+                    sequences, 1, lambda size: size <= limit, message
+                )
+            elif time > cell.max_timesteps:
+                raise ValueError(message)
         h, c = initial_state[0], initial_state[1]
         if self.go_backwards:
             sequences = ops.flip(sequences, axis=1)
@@ -538,13 +545,6 @@ class BNLSTM(keras.layers.RNN):
             masks = ops.transpose(ops.cast(mask, "bool"), (1, 0))
         zero_output = bool(self.zero_output_for_mask)
 
-        # Keras's scan on TensorFlow requires the per-step outputs to have
-        # the structure of the carry, so there the outputs *are* the carry:
-        # (h, c, output) and, in training, this step's batch statistics.
-        # Elsewhere the loop stacks only the output and the statistics
-        # (a third of the memory, and no statistics carried along).
-        mirror_carry = keras.backend.backend() == "tensorflow"
-
         def one_step(carry, elements):
             h, c, output = carry[:3]
             inputs_t, step = elements[:2]
@@ -569,32 +569,16 @@ class BNLSTM(keras.layers.RNN):
                 step_statistics = tuple(
                     value for term in statistics for value in term
                 )
-            if mirror_carry:
-                new_carry += step_statistics
-                return new_carry, new_carry
             return new_carry, (new_output,) + step_statistics
 
         init = (h, c, ops.zeros_like(h))
-        if training and mirror_carry:
-            stats_dtype = statistics_dtype(h.dtype)
-            for width in (4 * cell.units, cell.units):
-                init += (
-                    ops.zeros((width,), stats_dtype),
-                    ops.zeros((width,), stats_dtype),
-                    ops.zeros((), stats_dtype),
-                )
         elements = (input_terms, steps)
         if masks is not None:
             elements += (masks,)
-        # TensorFlow's own loop is bounded by the length, so that XLA
-        # (jit_compile=True) compiles its gradient.
-        scan = fast_path("scan") or ops.scan
         # (Only a concrete length: JAX's export traces a symbolic one.)
         length = time if isinstance(time, int) else None
         final, stacked = scan(one_step, init, elements, length=length)
         h, c = final[0], final[1]
-        if mirror_carry:
-            stacked = stacked[2:]
         outputs = stacked[0]
         if training:
             statistics = stacked[1:]

@@ -1,17 +1,16 @@
 """GroupNormalization: a drop-in for keras.layers.GroupNormalization."""
 
-import numbers
-
 from keras import ops
 from keras.layers import InputSpec
 
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
 from keras_norms._validation import check_axis_type
+from keras_norms._validation import check_groups
 from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_positive_float
-from keras_norms._validation import check_positive_int
 from keras_norms._validation import resolve_axes
+from keras_norms._validation import resolve_groups
 from keras_norms.layers._base import AffineNormalization
 
 
@@ -58,14 +57,9 @@ class GroupNormalization(AffineNormalization):
     """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):
-        if not (isinstance(groups, numbers.Integral) and groups == -1):
-            groups = check_positive_int(
-                "groups",
-                groups,
-                "a positive integer, or -1 for instance normalization",
-            )
+        groups = check_groups(groups)
         super().__init__(**kwargs)
-        self.groups = int(groups)
+        self.groups = groups
         self.axis = check_axis_type(axis)
         self.epsilon = check_positive_float("epsilon", epsilon)
 
@@ -73,13 +67,9 @@ class GroupNormalization(AffineNormalization):
         check_min_rank(input_shape, 2, self.name)
         (self._channel_axis,) = resolve_axes(self.axis, input_shape, self.name)
         channels = input_shape[self._channel_axis]
-        self._groups = channels if self.groups == -1 else self.groups
-        if channels % self._groups:
-            raise ValueError(
-                "Argument `groups` must divide the number of channels "
-                f"({channels}) of layer '{self.name}'. "
-                f"Received: groups={self.groups}"
-            )
+        self._groups = resolve_groups(
+            self.groups, channels, f"layer '{self.name}'"
+        )
         self.build_affine_weights((channels,))
         self.input_spec = InputSpec(
             ndim=len(input_shape), axes={self._channel_axis: channels}

@@ -12,7 +12,9 @@ from keras_norms import ops as norm_ops
 from keras_norms._api import export
 from keras_norms._validation import check_finite_float
 from keras_norms._validation import check_int_list
+from keras_norms._validation import check_min_rank
 from keras_norms._validation import get_keras_object
+from keras_norms._validation import non_batch_axis
 
 
 @export
@@ -93,21 +95,18 @@ class PReLU(keras.layers.Layer):
         self.alpha = None
 
     def build(self, input_shape):
+        check_min_rank(input_shape, 2, self.name)
         ndim = len(input_shape)
-        if ndim < 2:
-            raise ValueError(
-                f"Layer '{self.name}' expects inputs of rank >= 2 (batch, "
-                f"...). Received: input_shape={tuple(input_shape)}"
+        shared = {
+            non_batch_axis(
+                axis,
+                ndim,
+                f"layer '{self.name}'",
+                name="shared_axes",
+                received=self.shared_axes,
             )
-        shared = set()
-        for axis in self.shared_axes or []:
-            if not -ndim <= axis < ndim or axis % ndim == 0:
-                raise ValueError(
-                    f"Argument `shared_axes` must hold non-batch axes of the "
-                    f"input of layer '{self.name}', which has rank {ndim}. "
-                    f"Received: shared_axes={self.shared_axes}"
-                )
-            shared.add(axis % ndim)
+            for axis in self.shared_axes or []
+        }
         param_shape = [
             1 if axis in shared else input_shape[axis]
             for axis in range(1, ndim)

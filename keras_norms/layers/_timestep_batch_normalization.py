@@ -6,13 +6,12 @@ from keras.layers import InputSpec
 
 from keras_norms import ops as norm_ops
 from keras_norms._api import export
-from keras_norms._population import active_collector
 from keras_norms._validation import check_min_rank
 from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import resolve_axes
-from keras_norms.backend import check_dimension
 from keras_norms.layers._base import expand_mask
 from keras_norms.layers._batch_normalization import BatchNormalization
+from keras_norms.ops._checks import check_dimension
 from keras_norms.ops._timestep import spread_over_rows
 
 
@@ -107,8 +106,7 @@ class TimestepBatchNormalization(BatchNormalization):
         ndim = len(inputs.shape)
         step_axes = (1, self._channel_axis)
         time = inputs.shape[1]
-        # recompute_batch_statistics: batch statistics, whatever `training`.
-        if not (training and self.trainable) and active_collector() is None:
+        if not self.uses_batch_statistics(training):
             return ops.cast(
                 self._normalize_with_moving_statistics(inputs),
                 self.compute_dtype,
@@ -130,7 +128,7 @@ class TimestepBatchNormalization(BatchNormalization):
         if mask is not None:
             mask = self._expand_sequence_mask(mask, inputs)
         # Batch normalization with (step, feature) channels: the fused
-        # kernels apply (keras_norms.backend); gamma and beta are shared by
+        # kernels apply (keras_norms.native); gamma and beta are shared by
         # the steps.
         outputs, mean, variance, count = self.normalize_per_slice(
             inputs,
@@ -200,8 +198,7 @@ class TimestepBatchNormalization(BatchNormalization):
             ``(outputs, (mean, variance, count))``; the statistics are
             ``None`` at inference.
         """
-        # (recompute_batch_statistics also collects from frozen layers.)
-        if training and (self.trainable or active_collector() is not None):
+        if self.uses_batch_statistics(training):
             if mask is not None:
                 mask = ops.reshape(ops.cast(mask, "bool"), (-1, 1))
             outputs, mean, variance, count = (
@@ -252,7 +249,9 @@ class TimestepBatchNormalization(BatchNormalization):
         if len(count.shape) == 1:
             count = ops.expand_dims(count, -1)
         count = ops.broadcast_to(count, ops.shape(mean))
-        mean, variance, count = spread_over_rows((mean, variance, count), steps)
+        (mean, variance), count = spread_over_rows(
+            (mean, variance), count, steps
+        )
         super().update_moving_statistics(mean, variance, count)
 
     def get_config(self):

@@ -4,7 +4,7 @@ Layers gather their weights and call into these functions; users can call
 them directly, e.g. inside a custom layer or a JAX/torch training loop.
 """
 
-from keras_norms.backend import reference_only as reference_only
+from keras_norms.native import reference_only as reference_only
 from keras_norms.ops._activations import prelu as prelu
 from keras_norms.ops._folding import (
     fold_batch_normalization_weights as fold_batch_normalization_weights,
@@ -36,6 +36,7 @@ from keras_norms.ops._normalization import standardize as standardize
 from keras_norms.ops._normalization import (
     unbiased_variance as unbiased_variance,
 )
+from keras_norms.ops._timestep import moving_average as moving_average
 from keras_norms.ops._timestep import step_statistics as step_statistics
 from keras_norms.ops._timestep import (
     update_step_statistics as update_step_statistics,
@@ -60,6 +61,7 @@ __all__ = [
     "normalize",
     "standardize",
     "unbiased_variance",
+    "moving_average",
     "step_statistics",
     "update_step_statistics",
     "kernel_norm",

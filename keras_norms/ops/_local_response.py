@@ -21,7 +21,6 @@ tensor (pooling a window of ``n`` values and dividing by ``n`` is exactly
 ``alpha / n * sum``), never by a Python loop over shifted copies.
 """
 
-from keras import backend
 from keras import ops
 
 from keras_norms._validation import check_choice
@@ -29,7 +28,9 @@ from keras_norms._validation import check_finite_float
 from keras_norms._validation import check_non_negative_float
 from keras_norms._validation import check_positive_float
 from keras_norms._validation import check_positive_int
-from keras_norms.ops._normalization import statistics_dtype
+from keras_norms._validation import non_batch_axis
+from keras_norms.native import dispatch
+from keras_norms.ops._moments import statistics_dtype
 
 ACROSS_CHANNELS = "across_channels"
 WITHIN_CHANNEL = "within_channel"
@@ -92,49 +93,20 @@ def _pad_axis(x, axis, before, after):
     return ops.pad(x, widths)
 
 
-def _channel_window_mean(squares, axis, size):
+@dispatch("channel_window_mean")
+def channel_window_mean(squares, axis, size):
     """Mean of ``size`` consecutive channels, torch-style zero padding.
 
     The window of channel ``i`` is ``[i - size // 2, i + (size - 1) // 2]``.
     The tensor is viewed (free reshape) as ``(outer, channels, inner)`` and
-    pooled along the channels; the layout handed to the pooling kernel is
-    the fastest one measured for each backend (benchmarks/).
+    pooled along the channels. Backends override it with the layout their
+    pooling kernel is fastest on (measured in benchmarks/).
     """
     shape = ops.shape(squares)
-    ndim = len(shape)
     channels = shape[axis]
-    inner = _product(shape[axis + 1 :])
-    before, after = size // 2, (size - 1) // 2
-    name = backend.backend()
-    transposed = False
-    if name == "torch":
-        # torch pools channels-first: (outer, 1, channels, inner), the
-        # layout of torch.nn.functional.local_response_norm itself; with
-        # channels last, the 1-D pool of (outer, 1, channels) is 2x faster.
-        if axis == ndim - 1:
-            grid = ops.reshape(squares, (-1, 1, channels))
-            pool_size = size
-        else:
-            grid = ops.reshape(squares, (-1, 1, channels, inner))
-            pool_size = (size, 1)
-        grid = _pad_axis(grid, 2, before, after)
-        mean = ops.average_pool(
-            grid, pool_size, strides=1, data_format="channels_first"
-        )
-        return ops.reshape(mean, shape)
-    if name == "tensorflow" and axis == ndim - 1 and ndim >= 3:
-        # TensorFlow's CPU pooling is vectorized over the pooled tensor's
-        # channels: with channels last there would be one, so pool the
-        # (outer, channels, width) transpose instead (4x faster).
-        grid = ops.reshape(squares, (-1, shape[-2], channels))
-        grid = ops.transpose(grid, (0, 2, 1))
-        transposed = True
-    else:
-        grid = ops.reshape(squares, (-1, channels, inner))
-    grid = _pad_axis(grid, 1, before, after)
+    grid = ops.reshape(squares, (-1, channels, _product(shape[axis + 1 :])))
+    grid = _pad_axis(grid, 1, size // 2, (size - 1) // 2)
     mean = ops.average_pool(grid, size, strides=1, data_format="channels_last")
-    if transposed:
-        mean = ops.transpose(mean, (0, 2, 1))
     return ops.reshape(mean, shape)
 
 
@@ -223,16 +195,11 @@ def local_response_norm(
     x = ops.convert_to_tensor(x)
     ndim = len(x.shape)
     check_local_response_rank(tuple(x.shape), mode)
-    if not -ndim <= axis < ndim or axis % ndim == 0:
-        raise ValueError(
-            "Argument `axis` must be a non-batch axis of the input, which "
-            f"has rank {ndim}. Received: axis={axis}"
-        )
-    axis = axis % ndim
+    axis = non_batch_axis(axis, ndim, "local_response_norm")
     computed = ops.cast(x, statistics_dtype(x.dtype))
     squares = ops.square(computed)
     if mode == ACROSS_CHANNELS:
-        mean = _channel_window_mean(squares, axis, size)
+        mean = channel_window_mean(squares, axis, size)
     elif axis in (1, ndim - 1):
         mean = _spatial_window_mean(squares, axis, size)
     else:

@@ -2,100 +2,25 @@
 
 All functions take and return backend tensors and work unchanged on the
 TensorFlow, JAX and PyTorch backends. Statistics are always computed in at
-least float32 (float16/bfloat16 inputs are upcast) and the normalized output
-is cast back to the input dtype.
+least float32 (float16/bfloat16 inputs are upcast) with the corrected
+two-pass moments of `keras_norms.ops._moments`, and the normalized output
+is cast back to the input dtype. The output is built from the precise
+deviation ``x - mean``, so a large mean is never subtracted twice.
 
-Numerical method: a corrected two-pass algorithm. A first pass gives a rough
-mean ``m1``; the deviations ``d = x - m1`` are small numbers, so their mean
-(the rounding error of ``m1``) and their mean square are accurate, and the
-variance ``mean(d^2) - mean(d)^2`` has no catastrophic cancellation. The raw
-``E[x^2] - E[x]^2`` formula, by contrast, loses every significant digit when
-the data's mean is large next to its spread (float32 data at 1e4 + N(0, 1)
-gives NaN with it). The normalized output is built from ``d`` directly, so
-the large mean is never subtracted twice.
+Where a backend has a faster way to compute the same numbers (a fused
+kernel, a closed-form gradient) the function marked ``@dispatch`` hands
+over to it: see `keras_norms.native`.
 """
 
-from keras import backend
 from keras import ops
 
-from keras_norms.backend import fast_path
-
-
-def statistics_dtype(dtype):
-    """The dtype statistics are computed in: float64 for float64, else float32.
-
-    (Not `keras.backend.result_type`, which turns float64 into float32 on
-    the JAX and torch backends.)
-    """
-    return (
-        "float64"
-        if backend.standardize_dtype(dtype) == "float64"
-        else "float32"
-    )
-
-
-def canonical_axes(axes, ndim):
-    """Sorted tuple of non-negative axes; ``axes`` is an int or a sequence."""
-    if isinstance(axes, int):
-        axes = (axes,)
-    return tuple(sorted(axis % ndim for axis in axes))
-
-
-def _centered_moments(x, axes, mask):
-    """Corrected two-pass moments of ``x`` (already in statistics dtype).
-
-    Returns ``(deviation, mean, variance, count)`` where ``deviation`` is
-    ``x - mean`` computed without cancellation and the statistics keep the
-    reduced axes with size 1. ``count`` is the number of values (unmasked
-    values, with a mask) each statistic was computed from.
-    """
-    shifted, rough_mean, correction, variance, count = two_pass_moments(
-        x, axes, mask
-    )
-    return shifted - correction, rough_mean + correction, variance, count
-
-
-def two_pass_moments(x, axes, mask=None):
-    """The parts of the corrected two-pass moments of ``x``.
-
-    Returns ``(shifted, rough_mean, correction, variance, count)``:
-    ``shifted = x - rough_mean``; the mean is ``rough_mean + correction``,
-    kept apart because ``shifted - correction`` is the precise deviation
-    (their sum rounds: in float32 at 1e4 by up to 5e-4). Statistics keep
-    the reduced axes with size 1.
-    """
-    # Sums divided by the count rather than `ops.mean`, which on the torch
-    # backend computes float64 inputs in float32.
-    if mask is None:
-        shape = ops.shape(x)
-        count = 1
-        for axis in axes:
-            count = count * shape[axis]
-        count = ops.cast(count, x.dtype)
-
-        def masked(values):
-            return values
-    else:
-        mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
-        count = ops.sum(ops.cast(mask, x.dtype), axis=axes, keepdims=True)
-
-        def masked(values):
-            return ops.where(mask, values, 0.0)
-
-    # Statistics of an empty (all-masked, or zero-sample replica) slice are
-    # 0, not 0/0. (`ops.where` and `ops.relu` rather than `ops.maximum`,
-    # which returns float32 for float64 inputs on the torch backend.)
-    divisor = ops.where(count > 1.0, count, 1.0)
-
-    def average(values):
-        return ops.sum(masked(values), axis=axes, keepdims=True) / divisor
-
-    rough_mean = average(x)
-    shifted = x - rough_mean
-    correction = average(shifted)
-    mean_square = average(ops.square(shifted))
-    variance = ops.relu(mean_square - ops.square(correction))
-    return shifted, rough_mean, correction, variance, count
+from keras_norms._validation import check_groups
+from keras_norms._validation import resolve_groups
+from keras_norms.native import dispatch
+from keras_norms.ops import _closed_form
+from keras_norms.ops._moments import canonical_axes
+from keras_norms.ops._moments import statistics_dtype
+from keras_norms.ops._moments import two_pass_moments
 
 
 def _combine_across_replicas(deviation, mean, variance, count, all_gather):
@@ -131,15 +56,6 @@ def _combine_across_replicas(deviation, mean, variance, count, all_gather):
     return deviation - shift, mean + shift, second_moment / divisor, total
 
 
-def _dispatch(name, *args):
-    """The backend's fast path for ``name`` on these arguments, or None."""
-    function = fast_path(name)
-    if function is None:
-        return None
-    result = function(*args)
-    return None if result is NotImplemented else result
-
-
 def _tensor_or_none(value):
     return None if value is None else ops.convert_to_tensor(value)
 
@@ -173,7 +89,8 @@ def moments_and_count(x, axes, mask=None, keepdims=False):
     x = ops.convert_to_tensor(x)
     axes = canonical_axes(axes, len(x.shape))
     x = ops.cast(x, statistics_dtype(x.dtype))
-    _, mean, variance, count = _centered_moments(x, axes, mask)
+    moments = two_pass_moments(x, axes, mask)
+    mean, variance, count = moments.mean, moments.variance, moments.count
     if not keepdims:
         mean = ops.squeeze(mean, axis=axes)
         variance = ops.squeeze(variance, axis=axes)
@@ -252,21 +169,24 @@ def standardize(
     axes = canonical_axes(axes, len(x.shape))
     computed = ops.cast(x, statistics_dtype(x.dtype))
     if mask is None and all_gather is None:
-        fast = _dispatch(
-            "standardize",
+        # With a closed-form gradient where the backend can attach one.
+        closed_form = _closed_form.standardize(
             computed,
             axes,
             _tensor_or_none(offset),
             _tensor_or_none(scale),
             epsilon,
         )
-        if fast is not None:
-            outputs, mean, variance, count = fast
+        if closed_form is not NotImplemented:
+            outputs, mean, variance, count = closed_form
             return ops.cast(outputs, x.dtype), mean, variance, count
-    statistics = _centered_moments(computed, axes, mask)
+    moments = two_pass_moments(computed, axes, mask)
+    deviation, mean = moments.deviation, moments.mean
+    variance, count = moments.variance, moments.count
     if all_gather is not None:
-        statistics = _combine_across_replicas(*statistics, all_gather)
-    deviation, mean, variance, count = statistics
+        deviation, mean, variance, count = _combine_across_replicas(
+            deviation, mean, variance, count, all_gather
+        )
     outputs = _affine(deviation, variance, scale, offset, epsilon)
     return ops.cast(outputs, x.dtype), mean, variance, count
 
@@ -349,29 +269,35 @@ def batch_normalization_training(
         mask).
         The statistics are meant for the moving averages: no gradient
         flows through them (as with the fused kernels, which this function
-        uses where the backend has one: see `keras_norms.backend`).
+        uses where the backend has one: see `keras_norms.native`).
     """
     x = ops.convert_to_tensor(x)
+    return _batch_normalization_training(
+        x,
+        canonical_axes(axis, len(x.shape)),
+        _tensor_or_none(offset),
+        _tensor_or_none(scale),
+        epsilon,
+        mask,
+        all_gather,
+    )
+
+
+@dispatch("batch_normalization_training")
+def _batch_normalization_training(
+    x, channel_axes, offset, scale, epsilon, mask=None, all_gather=None
+):
+    """`batch_normalization_training` with sorted non-negative
+    ``channel_axes`` and tensor (or None) parameters: the signature of the
+    backends' fused kernels."""
     ndim = len(x.shape)
-    channel_axes = canonical_axes(axis, ndim)
-    if mask is None and all_gather is None:
-        fast = _dispatch(
-            "batch_normalization_training",
-            x,
-            channel_axes,
-            _tensor_or_none(offset),
-            _tensor_or_none(scale),
-            epsilon,
-        )
-        if fast is not None:
-            return fast
     reduction_axes = tuple(i for i in range(ndim) if i not in channel_axes)
     outputs, mean, variance, count = standardize(
         x,
         reduction_axes,
         mask=mask,
-        offset=broadcast_parameter(offset, ndim, axis),
-        scale=broadcast_parameter(scale, ndim, axis),
+        offset=broadcast_parameter(offset, ndim, channel_axes),
+        scale=broadcast_parameter(scale, ndim, channel_axes),
         epsilon=epsilon,
         all_gather=all_gather,
     )
@@ -391,22 +317,24 @@ def layer_normalization(x, axis=-1, offset=None, scale=None, epsilon=1e-3):
     ``offset`` and ``scale`` have the shape of ``x`` at the (sorted) axes.
     """
     x = ops.convert_to_tensor(x)
-    ndim = len(x.shape)
-    fast = _dispatch(
-        "layer_normalization",
+    return _layer_normalization(
         x,
-        canonical_axes(axis, ndim),
+        canonical_axes(axis, len(x.shape)),
         _tensor_or_none(offset),
         _tensor_or_none(scale),
         epsilon,
     )
-    if fast is not None:
-        return fast
+
+
+@dispatch("layer_normalization")
+def _layer_normalization(x, axes, offset, scale, epsilon):
+    """`layer_normalization` with sorted non-negative ``axes``."""
+    ndim = len(x.shape)
     outputs, _, _, _ = standardize(
         x,
-        axis,
-        offset=broadcast_parameter(offset, ndim, axis),
-        scale=broadcast_parameter(scale, ndim, axis),
+        axes,
+        offset=broadcast_parameter(offset, ndim, axes),
+        scale=broadcast_parameter(scale, ndim, axes),
         epsilon=epsilon,
     )
     return outputs
@@ -426,16 +354,10 @@ def group_normalization(
     x = ops.convert_to_tensor(x)
     ndim = len(x.shape)
     axis = axis % ndim
-    channels = x.shape[axis]
-    if groups == -1:
-        groups = channels
-    if channels is None or groups < 1 or channels % groups:
-        raise ValueError(
-            "Argument `groups` must divide the number of channels. "
-            f"Received: groups={groups}, channels={channels}"
-        )
-    fast = _dispatch(
-        "group_normalization",
+    groups = resolve_groups(
+        check_groups(groups), x.shape[axis], "group_normalization"
+    )
+    return _group_normalization(
         x,
         groups,
         axis,
@@ -443,8 +365,14 @@ def group_normalization(
         _tensor_or_none(scale),
         epsilon,
     )
-    if fast is not None:
-        return fast
+
+
+@dispatch("group_normalization")
+def _group_normalization(x, groups, axis, offset, scale, epsilon):
+    """`group_normalization` with a non-negative ``axis`` and the number of
+    groups resolved (``groups`` divides the channels)."""
+    ndim = len(x.shape)
+    channels = x.shape[axis]
     # (..., channels, ...) -> (..., groups, channels // groups, ...)
     shape = list(ops.shape(x))
     shape[0] = -1

@@ -27,13 +27,30 @@ def step_statistics(table, steps):
     return ops.take(table, steps, axis=0)
 
 
+def moving_average(moving, value, weight, reached=None):
+    """``moving * (1 - weight) + value * weight`` where ``reached``; the
+    old ``moving`` elsewhere.
+
+    The one moving-average update of the package: ``weight`` is ``1 -
+    momentum`` (Keras's momentum is the old value's weight), or ``1 / (n +
+    1)`` for a cumulative average of ``n + 1`` values; ``reached`` (e.g.
+    ``count > 0``) keeps statistics that a batch did not reach.
+    """
+    moving = ops.convert_to_tensor(moving)
+    weight = ops.cast(weight, moving.dtype)
+    if reached is not None:
+        weight = ops.where(reached, weight, 0.0)
+    return moving * (1.0 - weight) + ops.cast(value, moving.dtype) * weight
+
+
 def update_step_statistics(moving, batch_statistics, counts, momentum):
     """Moving average of per-step statistics, one update per time step.
 
     ``moving = momentum * moving + (1 - momentum) * batch`` for the steps
     ``0 .. time - 1`` that had at least one (unmasked) value; the other rows
     (padded-out steps, steps beyond this sequence's length) keep their
-    value.
+    value. (What `keras_norms.layers.TimestepBatchNormalization` does with
+    its tables, as a function.)
 
     Args:
         moving: ``(max_timesteps, features)`` current table.
@@ -50,29 +67,30 @@ def update_step_statistics(moving, batch_statistics, counts, momentum):
     time = ops.shape(batch_statistics)[0]
     counts = ops.reshape(ops.cast(counts, moving.dtype), (-1,))
     counts = ops.broadcast_to(counts, (time,))
-    batch_rows, row_counts = spread_over_rows(
-        (ops.cast(batch_statistics, moving.dtype), counts), moving.shape[0]
+    (batch_rows,), row_counts = spread_over_rows(
+        (ops.cast(batch_statistics, moving.dtype),), counts, moving.shape[0]
     )
-    averaged = moving * momentum + batch_rows * (1.0 - momentum)
-    return ops.where(row_counts[:, None] > 0, averaged, moving)
+    return moving_average(
+        moving, batch_rows, 1.0 - momentum, row_counts[:, None] > 0
+    )
 
 
-def spread_over_rows(values, max_timesteps):
+def spread_over_rows(values, counts, max_timesteps):
     """Per-step values of steps ``0 .. time - 1`` onto ``max_timesteps``
     rows, ``time <= max_timesteps`` (may be dynamic).
 
-    ``values`` is a tuple of tensors with a leading time axis; the last is
-    the count of values behind each step, which is 0 on the rows past
-    ``time`` (the others hold a placeholder there, to be ignored).
+    ``values`` is a tuple of tensors with a leading time axis, ``counts``
+    the number of values behind each step (same leading axis). Returns
+    ``(spread values, spread counts)``; the counts are 0 on the rows past
+    ``time``, where the values hold a placeholder to be ignored.
     """
-    time = ops.shape(values[0])[0]
+    time = ops.shape(counts)[0]
     rows = ops.arange(max_timesteps, dtype="int32")
     # Rows past `time` read the last step; their count is zeroed below.
-    spread = [
-        ops.take(value, ops.minimum(rows, time - 1), axis=0) for value in values
-    ]
+    last = ops.minimum(rows, time - 1)
+    spread = tuple(ops.take(value, last, axis=0) for value in values)
+    spread_counts = ops.take(counts, last, axis=0)
     inside = ops.reshape(
-        rows < time, (-1,) + (1,) * (len(spread[-1].shape) - 1)
+        rows < time, (-1,) + (1,) * (len(spread_counts.shape) - 1)
     )
-    spread[-1] = ops.where(inside, spread[-1], 0)
-    return tuple(spread)
+    return spread, ops.where(inside, spread_counts, 0)

@@ -15,13 +15,50 @@ reduced slices (layer and group normalization):
 recomputing ``x_hat`` from the input and per-slice statistics, so nothing
 of the input's size is stored between the passes. Gradients reaching the
 returned mean and variance are honoured (``d mean / dx = 1/n``,
-``d var / dx = 2 (x - mean) / n``). Each backend wraps `forward` and
-`backward` in its own custom-gradient mechanism.
+``d var / dx = 2 (x - mean) / n``).
+
+The math is here, backend-neutral; attaching a gradient to a function is
+not: `custom_gradient` dispatches to the backend's mechanism
+(``jax.custom_vjp``, ``tf.custom_gradient``). Where a backend has none
+(torch, whose fused kernels serve these cases) `standardize` here declines
+and autodiff of the reference runs.
 """
+
+from typing import NamedTuple
 
 from keras import ops
 
-from keras_norms.ops._normalization import two_pass_moments
+from keras_norms.native import dispatch
+from keras_norms.ops._moments import two_pass_moments
+
+
+class Residuals(NamedTuple):
+    """What the backward pass keeps: the input and per-slice values only."""
+
+    x: object
+    scale: object
+    offset: object
+    rough_mean: object
+    correction: object
+    inverse_std: object
+    count: object
+
+
+@dispatch("custom_gradient")
+def custom_gradient(forward, backward, inputs, static):
+    """``forward(*inputs, *static)``'s result, differentiated by ``backward``.
+
+    ``forward`` returns ``(result, residuals)``; ``backward(static,
+    residuals, cotangents, kernel_per_op)`` returns the cotangents of
+    ``inputs`` (a tuple of tensors or None, None for None), where
+    ``cotangents`` are those of ``result`` (a tuple) and ``kernel_per_op``
+    says that the backend runs one kernel per op (fold per-slice factors
+    first). ``static`` holds hashable non-tensor arguments.
+
+    The reference has no mechanism and declines (``NotImplemented``): the
+    caller then differentiates its reference computation by autodiff.
+    """
+    return NotImplemented
 
 
 def full_rank(parameter, x):
@@ -36,18 +73,44 @@ def full_rank(parameter, x):
     return ops.reshape(parameter, (1,) * lead + tuple(ops.shape(parameter)))
 
 
-def forward(x, scale, offset, axes, epsilon):
-    """``(outputs, (mean, variance, count), residuals)``."""
-    shifted, rough_mean, correction, variance, count = two_pass_moments(x, axes)
-    inverse_std = ops.rsqrt(variance + epsilon)
+def standardize(x, axes, offset, scale, epsilon):
+    """`keras_norms.ops.standardize` without mask or gather, with the
+    closed-form gradient: ``(outputs, mean, variance, count)``, or
+    ``NotImplemented`` where the backend has no `custom_gradient`."""
+    inputs = (x, full_rank(scale, x), full_rank(offset, x))
+    return custom_gradient(
+        _forward, _backward, inputs, (tuple(axes), float(epsilon))
+    )
+
+
+def _forward(x, scale, offset, axes, epsilon):
+    """``((outputs, mean, variance, count), residuals)``."""
+    moments = two_pass_moments(x, axes)
+    inverse_std = ops.rsqrt(moments.variance + epsilon)
     # One per-slice coefficient: one small tensor to broadcast, not two.
     coefficient = inverse_std if scale is None else inverse_std * scale
-    outputs = (shifted - correction) * coefficient
+    outputs = moments.deviation * coefficient
     if offset is not None:
         outputs = outputs + offset
-    residuals = (x, scale, offset, rough_mean, correction, inverse_std, count)
-    statistics = (rough_mean + correction, variance, count)
-    return outputs, statistics, residuals
+    residuals = Residuals(
+        x,
+        scale,
+        offset,
+        moments.rough_mean,
+        moments.correction,
+        inverse_std,
+        moments.count,
+    )
+    result = (outputs, moments.mean, moments.variance, moments.count)
+    return result, residuals
+
+
+def _backward(static, residuals, cotangents, kernel_per_op):
+    axes, _ = static
+    d_outputs, d_mean, d_variance, _ = cotangents  # the count: constant
+    return backward(
+        axes, residuals, d_outputs, d_mean, d_variance, kernel_per_op
+    )
 
 
 def backward(
@@ -59,9 +122,10 @@ def backward(
     fold_factors=False,
 ):
     """Cotangents ``(d_x, d_scale, d_offset)`` (None for absent ones)."""
-    x, scale, offset, rough_mean, correction, inverse_std, count = residuals
+    x, scale, offset = residuals.x, residuals.scale, residuals.offset
+    inverse_std, count = residuals.inverse_std, residuals.count
     divisor = ops.where(count > 1.0, count, 1.0)
-    x_hat = ((x - rough_mean) - correction) * inverse_std
+    x_hat = ((x - residuals.rough_mean) - residuals.correction) * inverse_std
     # Two full-size reductions serve d_x, d_scale and d_offset: over the
     # reduced axes along which the parameters are constant (all of them in
     # batch norm, the spatial ones in group norm, none in layer norm) the

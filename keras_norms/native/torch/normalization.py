@@ -39,7 +39,11 @@ def _first_values(x, keep_axes):
     return x[index].detach()
 
 
-def batch_normalization_training(x, channel_axes, offset, scale, epsilon):
+def batch_normalization_training(
+    x, channel_axes, offset, scale, epsilon, mask=None, all_gather=None
+):
+    if mask is not None or all_gather is not None:
+        return NotImplemented
     if x.dtype not in _DTYPES:
         return NotImplemented
     ndim = x.dim()

@@ -4,7 +4,7 @@
 gradient) the closed-form backward in a few passes, on CPU, GPU and under
 XLA. Like torch's kernels it loses digits on data whose mean is large next
 to its spread, so it sees ``x - shift`` with ``shift`` one value of each
-channel (see ``backend/torch/normalization.py``): exact for the output and
+channel (see ``native/torch/normalization.py``): exact for the output and
 the gradient, one elementwise pass. It returns the *unbiased* batch
 variance; the biased one is recovered from the count.
 
@@ -14,8 +14,6 @@ are flattened, a free reshape) or first in a rank-4 input (NCHW).
 
 import tensorflow as tf
 
-from keras_norms.backend import closed_form
-
 # Below this many values (known when traced) the fused kernel's fixed cost
 # exceeds the closed-form `standardize`'s: measured on CPU, 0.78 vs 0.42 ms
 # for 64 x 256 values, 1.6 vs 2.1 ms for 256 x 1024 (tf.function, forward
@@ -23,7 +21,11 @@ from keras_norms.backend import closed_form
 _SMALLEST_FUSED = 2**17
 
 
-def batch_normalization_training(x, channel_axes, offset, scale, epsilon):
+def batch_normalization_training(
+    x, channel_axes, offset, scale, epsilon, mask=None, all_gather=None
+):
+    if mask is not None or all_gather is not None:
+        return NotImplemented
     ndim = x.shape.rank
     if x.dtype != tf.float32:
         return NotImplemented
@@ -56,7 +58,7 @@ def batch_normalization_training(x, channel_axes, offset, scale, epsilon):
     elif count < 2:
         return NotImplemented  # the reference's zero variance
     elif count * channels < _SMALLEST_FUSED:
-        return NotImplemented  # the closed form below is faster
+        return NotImplemented  # the reference's closed form is faster
     shift = tf.stop_gradient(first)
     outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
         x=fused_input - shift,
@@ -91,38 +93,3 @@ def _channel_vector(parameter, channels, default):
     if parameter.shape.rank != 1:
         parameter = tf.reshape(parameter, (-1,))
     return tf.cast(parameter, tf.float32)
-
-
-def standardize(x, axes, offset, scale, epsilon):
-    """`keras_norms.ops.standardize` (no mask, no gather) with the
-    closed-form backward of `keras_norms.backend.closed_form`: TensorFlow
-    runs one kernel per op, and the closed form needs far fewer passes
-    than autodiff of the two-pass moments (layer, group and per-step
-    normalization; batch norm takes the fused kernel above)."""
-    scale = closed_form.full_rank(scale, x)
-    offset = closed_form.full_rank(offset, x)
-    present = [p for p in (scale, offset) if p is not None]
-
-    @tf.custom_gradient
-    def run(x, *parameters):
-        parameters = iter(parameters)
-        scale_ = next(parameters) if scale is not None else None
-        offset_ = next(parameters) if offset is not None else None
-        outputs, (mean, variance, count), residuals = closed_form.forward(
-            x, scale_, offset_, axes, epsilon
-        )
-
-        def gradient(d_outputs, d_mean, d_variance, d_count):
-            gradients = closed_form.backward(
-                axes,
-                residuals,
-                d_outputs,
-                d_mean,
-                d_variance,
-                fold_factors=True,
-            )
-            return [g for g in gradients if g is not None]
-
-        return (outputs, mean, variance, count), gradient
-
-    return run(x, *present)

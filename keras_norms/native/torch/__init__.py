@@ -1,0 +1,18 @@
+"""torch overrides: the fused normalization kernels, the collective and
+the local-response pooling layout."""
+
+from keras_norms.native.torch.distributed import (
+    cross_replica_all_gather as cross_replica_all_gather,
+)
+from keras_norms.native.torch.local_response import (
+    channel_window_mean as channel_window_mean,
+)
+from keras_norms.native.torch.normalization import (
+    batch_normalization_training as batch_normalization_training,
+)
+from keras_norms.native.torch.normalization import (
+    group_normalization as group_normalization,
+)
+from keras_norms.native.torch.normalization import (
+    layer_normalization as layer_normalization,
+)

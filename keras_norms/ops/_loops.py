@@ -1,0 +1,16 @@
+"""The time loop of the recurrent layers."""
+
+from keras import ops
+
+from keras_norms.native import dispatch
+
+
+@dispatch("scan", fast_path=False)
+def scan(f, init, xs, length=None):
+    """``(final carry, stacked per-step outputs)`` of ``f(carry, x)`` over
+    the leading axis of ``xs``, with the contract of `jax.lax.scan`: the
+    per-step outputs may have any structure. `keras.ops.scan` keeps it on
+    JAX and torch; TensorFlow's override keeps it there too (Keras's
+    TensorFlow scan wants outputs shaped like the carry) and bounds its
+    loop so that XLA compiles the gradient."""
+    return ops.scan(f, init, xs, length=length)

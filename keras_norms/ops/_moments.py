@@ -1,0 +1,96 @@
+"""Corrected two-pass moments: the statistics every normalization shares.
+
+A first pass gives a rough mean ``m1``; the deviations ``d = x - m1`` are
+small numbers, so their mean (the rounding error of ``m1``) and their mean
+square are accurate, and the variance ``mean(d^2) - mean(d)^2`` has no
+catastrophic cancellation. The raw ``E[x^2] - E[x]^2`` formula, by
+contrast, loses every significant digit when the data's mean is large next
+to its spread (float32 data at 1e4 + N(0, 1) gives NaN with it).
+"""
+
+from typing import NamedTuple
+
+from keras import backend
+from keras import ops
+
+
+def statistics_dtype(dtype):
+    """The dtype statistics are computed in: float64 for float64, else float32.
+
+    (Not `keras.backend.result_type`, which turns float64 into float32 on
+    the JAX and torch backends.)
+    """
+    return (
+        "float64"
+        if backend.standardize_dtype(dtype) == "float64"
+        else "float32"
+    )
+
+
+def canonical_axes(axes, ndim):
+    """Sorted tuple of non-negative axes; ``axes`` is an int or a sequence."""
+    if isinstance(axes, int):
+        axes = (axes,)
+    return tuple(sorted(axis % ndim for axis in axes))
+
+
+class TwoPassMoments(NamedTuple):
+    """The parts of the corrected two-pass moments of ``x`` over some axes.
+
+    The statistics keep the reduced axes with size 1. The mean is
+    ``rough_mean + correction``, kept apart because ``shifted -
+    correction`` is the precise deviation ``x - mean`` (their sum rounds:
+    in float32 at 1e4 by up to 5e-4).
+    """
+
+    shifted: object  # x - rough_mean
+    rough_mean: object
+    correction: object  # the mean of ``shifted``
+    variance: object  # biased
+    count: object  # values behind each statistic (unmasked ones)
+
+    @property
+    def mean(self):
+        return self.rough_mean + self.correction
+
+    @property
+    def deviation(self):
+        return self.shifted - self.correction
+
+
+def two_pass_moments(x, axes, mask=None):
+    """`TwoPassMoments` of ``x`` (already in the statistics dtype) over
+    ``axes``; only positions where ``mask`` (broadcastable) is true count.
+    """
+    # Sums divided by the count rather than `ops.mean`, which on the torch
+    # backend computes float64 inputs in float32.
+    if mask is None:
+        shape = ops.shape(x)
+        count = 1
+        for axis in axes:
+            count = count * shape[axis]
+        count = ops.cast(count, x.dtype)
+
+        def masked(values):
+            return values
+    else:
+        mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
+        count = ops.sum(ops.cast(mask, x.dtype), axis=axes, keepdims=True)
+
+        def masked(values):
+            return ops.where(mask, values, 0.0)
+
+    # Statistics of an empty (all-masked, or zero-sample replica) slice are
+    # 0, not 0/0. (`ops.where` and `ops.relu` rather than `ops.maximum`,
+    # which returns float32 for float64 inputs on the torch backend.)
+    divisor = ops.where(count > 1.0, count, 1.0)
+
+    def average(values):
+        return ops.sum(masked(values), axis=axes, keepdims=True) / divisor
+
+    rough_mean = average(x)
+    shifted = x - rough_mean
+    correction = average(shifted)
+    mean_square = average(ops.square(shifted))
+    variance = ops.relu(mean_square - ops.square(correction))
+    return TwoPassMoments(shifted, rough_mean, correction, variance, count)
