@@ -11,6 +11,7 @@ from keras_norms.layers._weight_normalization import DATA_INIT_EPSILON
 import reference
 import reference_folding
 from helpers import BACKEND
+from helpers import KERAS_VERSION
 from helpers import float64_enabled
 from helpers import save_and_load
 from helpers import to_numpy
@@ -326,8 +327,10 @@ def _regularized_dense():
 
 
 def _activity_loss(outputs):
-    """Keras's L2 activity regularization of ``outputs``, per sample."""
-    return ACTIVITY_L2 * np.sum(np.square(outputs)) / outputs.shape[0]
+    """Keras's L2 activity regularization of ``outputs``, per sample (summed
+    over the batch before Keras 3.14)."""
+    loss = ACTIVITY_L2 * np.sum(np.square(outputs))
+    return loss / outputs.shape[0] if KERAS_VERSION >= (3, 14) else loss
 
 
 def test_data_init_pass_adds_no_activity_loss(rng):
