@@ -1,6 +1,8 @@
 # Everything installs into a local virtual environment from constraints.txt.
 #   make demo   train a small model on sklearn's digits with keras_norms layers
 #   make test   ruff, then the full test suite once per Keras backend
+#   make test-oldest  the test suite, JAX backend, on the oldest Keras and
+#               numpy pyproject.toml allows (constraints-oldest.txt)
 #   make docs   build the documentation site (strict) into site/ and check
 #               that the API reference shows every public name
 #   make dist   build the sdist and wheel into dist/ and check them (twine)
@@ -15,9 +17,15 @@ EXTRAS := tensorflow-cpu,jax,torch,examples
 # Extra pip arguments, e.g. on a machine without a local CPU wheel of torch:
 #   make install PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 PIP_ARGS ?=
+# The oldest Keras and numpy that pyproject.toml allows (3.8, 1.26) with
+# jax 0.4.38 and the test tools, without TensorFlow or torch: what a JAX
+# user of the oldest Keras has (constraints-oldest.txt).
+OLDEST_VENV := .venv-oldest
+OLDEST_BIN := $(OLDEST_VENV)/bin
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
 
-.PHONY: install demo test lint format docs dist bench bench-smoke tutorials \
-	tutorials-smoke clean
+.PHONY: install demo test test-oldest lint format docs dist bench bench-smoke \
+	tutorials tutorials-smoke clean
 
 install: $(STAMP)
 
@@ -42,6 +50,18 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	PYTHON=$(BIN)/python bash scripts/test_matrix.sh
+
+# --clear: nothing left over from an older pin (or a backend installed by
+# hand, which would un-skip the tests that need it).
+$(OLDEST_STAMP): pyproject.toml constraints-oldest.txt
+	$(PYTHON) -m venv --clear $(OLDEST_VENV)
+	$(OLDEST_BIN)/python -m pip install --quiet --upgrade pip
+	$(OLDEST_BIN)/python -m pip install --quiet -c constraints-oldest.txt \
+		$(PIP_ARGS) -e ".[jax]" --group test scikit-learn
+	touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	KERAS_BACKEND=jax $(OLDEST_BIN)/python -m pytest -q -p no:cacheprovider
 
 # The site, strict, then a check that the API pages show every public name.
 docs: $(STAMP)
@@ -84,4 +104,4 @@ tutorials-smoke: $(STAMP)
 	KERAS_NORMS_SMOKE=1 PYTHON=$(BIN)/python bash scripts/run_tutorials.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist site
+	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .ruff_cache dist site

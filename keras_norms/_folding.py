@@ -138,6 +138,10 @@ def _fold(model, prefix, report):
         new_model = keras.models.clone_model(
             model, clone_function=clone_function, call_function=call_function
         )
+        # clone_model compiles the copy of a compiled model from Keras 3.9
+        # on; Keras 3.8 leaves it uncompiled.
+        if model.compiled and not new_model.compiled:
+            new_model.compile_from_config(model.get_compile_config())
     for layer, clone in clones:
         if id(layer) in plan.targets:
             _assign_folded_weights(layer, plan.targets[id(layer)], clone)

@@ -1,6 +1,7 @@
 """Backend-neutral test helpers: conversion, gradients, float64 on JAX."""
 
 import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -77,3 +78,27 @@ def sequences_with_step_statistics(rng, batch, time=6, features=3):
     return (
         rng.normal(size=(batch, time, features)) * (1 + steps) - steps
     ).astype("float32")
+
+
+def skip_unless_channels_first_convolutions_run():
+    """TensorFlow's own CPU kernels have no channels-first (NCHW)
+    convolution; its oneDNN kernels do, and TensorFlow enables them by
+    default on some CPUs only (not on the AMD EPYC of this project's
+    machines; TF_ENABLE_ONEDNN_OPTS=1 turns them on). Eager calls then
+    fail inside TensorFlow, for Keras's layers as for ours."""
+    if BACKEND == "tensorflow" and not _tensorflow_runs_nchw_convolutions():
+        import pytest
+
+        pytest.skip("TensorFlow on this CPU has no NCHW convolution kernel")
+
+
+@functools.cache
+def _tensorflow_runs_nchw_convolutions():
+    import tensorflow as tf
+
+    layer = keras.layers.Conv2D(1, 1, data_format="channels_first")
+    try:
+        layer(np.ones((1, 1, 2, 2), "float32"))
+    except tf.errors.UnimplementedError:
+        return False
+    return True

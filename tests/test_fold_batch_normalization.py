@@ -13,6 +13,7 @@ import keras_norms
 from keras_norms.layers import BatchNormalization
 
 import reference_folding
+from helpers import skip_unless_channels_first_convolutions_run
 from helpers import to_numpy
 
 BN_CLASSES = {
@@ -129,6 +130,8 @@ def _assert_same_outputs(original, folded, x):
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_folds_each_layer_type(rng, name, bn_name, use_bias):
     factory, shape, axis, layout = LAYERS[name]
+    if "channels_first" in name:
+        skip_unless_channels_first_convolutions_run()
     layer = factory(use_bias=use_bias)
     bn = BN_CLASSES[bn_name](axis=axis, epsilon=0.01)
     model = keras.Sequential([keras.Input(shape), layer, bn])
@@ -246,8 +249,10 @@ def test_functional_model_with_branches(rng):
     for got, expected in zip(
         folded(x, training=False), model(x, training=False), strict=True
     ):
+        # (TensorFlow's CPU kernels without oneDNN: one output in 512 was
+        # off by 6.3e-5 here, float32 rounding of the folded convolution.)
         np.testing.assert_allclose(
-            to_numpy(got), to_numpy(expected), rtol=1e-5, atol=1e-5
+            to_numpy(got), to_numpy(expected), rtol=1e-5, atol=1e-4
         )
 
 
