@@ -186,9 +186,9 @@ def test_bad_arguments_raise(kwargs, match):
 @pytest.mark.parametrize(
     "shared_axes, shape, match",
     [
-        ([0], (2, 3, 4), r"non-batch axes.*shared_axes=\[0\]"),
-        ([3], (2, 3, 4), r"non-batch axes.*shared_axes=\[3\]"),
-        ([-3], (2, 3, 4), r"non-batch axes.*shared_axes=\[-3\]"),
+        ([0], (2, 3, 4), r"non-batch axis.*shared_axes=\[0\]"),
+        ([3], (2, 3, 4), r"non-batch axis.*shared_axes=\[3\]"),
+        ([-3], (2, 3, 4), r"non-batch axis.*shared_axes=\[-3\]"),
         (None, (2, None, 4), r"known size.*\(2, None, 4\)"),
         (None, (2,), r"rank >= 2.*\(2,\)"),
     ],
