@@ -31,10 +31,32 @@ def moving_average(moving, value, weight, reached=None):
     """``moving * (1 - weight) + value * weight`` where ``reached``; the
     old ``moving`` elsewhere.
 
-    The one moving-average update of the package: ``weight`` is ``1 -
-    momentum`` (Keras's momentum is the old value's weight), or ``1 / (n +
-    1)`` for a cumulative average of ``n + 1`` values; ``reached`` (e.g.
-    ``count > 0``) keeps statistics that a batch did not reach.
+    The one moving-average update of the package (the layers' moving
+    statistics, batch renormalization's, the per-step tables).
+
+    Args:
+        moving: The current values (a tensor or a variable).
+        value: The new observation, broadcastable to ``moving``.
+        weight: The new value's weight: ``1 - momentum`` (Keras's
+            ``momentum`` is the old value's weight), or ``1 / (n + 1)``
+            for the cumulative average of ``n + 1`` values; a number or a
+            tensor broadcastable to ``moving``.
+        reached: Optional boolean tensor broadcastable to ``moving``
+            (e.g. ``count > 0``): where false, ``moving`` is kept.
+
+    Returns:
+        The updated values, in the dtype of ``moving``.
+
+    Examples:
+        >>> import numpy as np, keras, keras_norms
+        >>> updated = keras_norms.ops.moving_average(
+        ...     np.array([1.0, 1.0], "float32"),
+        ...     np.array([3.0, 3.0], "float32"),
+        ...     0.5,
+        ...     reached=np.array([True, False]),
+        ... )
+        >>> keras.ops.convert_to_numpy(updated).tolist()
+        [2.0, 1.0]
     """
     moving = ops.convert_to_tensor(moving)
     weight = ops.cast(weight, moving.dtype)
