@@ -19,7 +19,7 @@ from keras_norms._validation import get_keras_object
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
-from keras_norms.ops._checks import check_dimension
+from keras_norms.ops._checks import check_sequence_length
 from keras_norms.ops._loops import scan
 
 # keras.layers.RNN casts every state to the cell's compute dtype (and its
@@ -503,19 +503,9 @@ class BNLSTM(keras.layers.RNN):
             mask = mask[0]
         time = sequences.shape[1]
         if training:
-            message = (
-                f"Layer '{self.name}' keeps statistics for "
-                f"{cell.max_timesteps} steps and cannot train on longer "
-                f"sequences. Received: {'more' if time is None else time} "
-                "steps"
+            sequences = check_sequence_length(
+                sequences, cell.max_timesteps, f"Layer '{self.name}'"
             )
-            if time is None:  # known only at run time (a TensorFlow graph)
-                limit = cell.max_timesteps
-                sequences = check_dimension(
-                    sequences, 1, lambda size: size <= limit, message
-                )
-            elif time > cell.max_timesteps:
-                raise ValueError(message)
         h, c = initial_state[0], initial_state[1]
         if self.go_backwards:
             sequences = ops.flip(sequences, axis=1)

@@ -11,7 +11,7 @@ from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import resolve_axes
 from keras_norms.layers._base import expand_mask
 from keras_norms.layers._batch_normalization import BatchNormalization
-from keras_norms.ops._checks import check_dimension
+from keras_norms.ops._checks import check_sequence_length
 from keras_norms.ops._timestep import spread_over_rows
 
 
@@ -105,26 +105,15 @@ class TimestepBatchNormalization(BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         ndim = len(inputs.shape)
         step_axes = (1, self._channel_axis)
-        time = inputs.shape[1]
         if not self.uses_batch_statistics(training):
             return ops.cast(
                 self._normalize_with_moving_statistics(inputs),
                 self.compute_dtype,
             )
 
-        message = (
-            f"Layer '{self.name}' keeps statistics for {self._steps} steps "
-            "and cannot train on longer sequences. Received: "
-            f"{'more' if time is None else time} steps (max_timesteps="
-            f"{self._steps})"
+        inputs = check_sequence_length(
+            inputs, self._steps, f"Layer '{self.name}'"
         )
-        if time is None:  # known only at run time (a TensorFlow graph)
-            steps = self._steps
-            inputs = check_dimension(
-                inputs, 1, lambda size: size <= steps, message
-            )
-        elif time > self._steps:
-            raise ValueError(message)
         if mask is not None:
             mask = self._expand_sequence_mask(mask, inputs)
         # Batch normalization with (step, feature) channels: the fused

@@ -14,3 +14,24 @@ def check_dimension(x, axis, predicate, message):
     known when traced, and the caller checks them in Python.
     """
     return x
+
+
+def check_sequence_length(sequences, max_timesteps, owner):
+    """``sequences`` (batch, time, ...), checked to have at most
+    ``max_timesteps`` steps: a layer with per-step statistics cannot train
+    on longer ones. In Python where the length is known, at run time (in
+    a TensorFlow graph) where it is not."""
+    time = sequences.shape[1]
+    message = (
+        f"{owner} keeps statistics for {max_timesteps} steps and cannot "
+        f"train on longer sequences. Received: "
+        f"{'more' if time is None else time} steps (max_timesteps="
+        f"{max_timesteps})"
+    )
+    if time is None:
+        return check_dimension(
+            sequences, 1, lambda size: size <= max_timesteps, message
+        )
+    if time > max_timesteps:
+        raise ValueError(message)
+    return sequences
