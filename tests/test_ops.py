@@ -223,3 +223,23 @@ def test_reference_bn_backward_agrees_with_finite_differences(rng):
     np.testing.assert_allclose(
         dx, reference.numerical_gradient(loss, x), rtol=1e-5, atol=1e-7
     )
+
+
+def test_moving_average_against_the_oracle(rng):
+    moving = rng.normal(size=(4, 3)).astype("float32")
+    value = rng.normal(size=(4, 3)).astype("float32")
+    reached = rng.random((4, 3)) > 0.4
+    for momentum in (0.0, 0.9, 1.0):
+        updated = to_numpy(
+            norm_ops.moving_average(moving, value, 1.0 - momentum, reached)
+        )
+        expected = np.where(
+            reached, reference.moving_average(moving, value, momentum), moving
+        )
+        np.testing.assert_allclose(updated, expected, rtol=1e-6, atol=1e-7)
+    # Without `reached`, every entry moves.
+    np.testing.assert_allclose(
+        to_numpy(norm_ops.moving_average(moving, value, 0.25)),
+        reference.moving_average(moving, value, 0.75),
+        rtol=1e-6,
+    )
