@@ -39,6 +39,10 @@ LAYER_CASES = {
         lambda: keras_norms.layers.GroupNormalization(groups=2),
         (4, 5, 5, 6),
     ),
+    "instance_norm": (
+        lambda: keras_norms.layers.InstanceNormalization(epsilon=1e-2),
+        (4, 5, 5, 3),
+    ),
     "timestep_batch_norm": (
         lambda: keras_norms.layers.TimestepBatchNormalization(momentum=0.5),
         (4, 5, 3),

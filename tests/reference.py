@@ -374,3 +374,26 @@ def layer_norm_variance_scaling(x, axes=-1, gamma=None, epsilon=1e-3):
         shape = [x.shape[a] if a in axes else 1 for a in range(x.ndim)]
         y = y * np.reshape(gamma, shape)
     return y
+
+
+def instance_norm(x, axis=-1, gamma=None, beta=None, epsilon=1e-3, mask=None):
+    """Instance normalization, one (sample, channel) at a time: the values
+    of that channel in that sample where ``mask`` (broadcast to ``x``) is
+    true give the mean and variance; every value is normalized with them."""
+    x = np.asarray(x, np.float64)
+    axis = axis % x.ndim
+    keep = np.ones(x.shape, bool) if mask is None else mask
+    keep = np.broadcast_to(np.asarray(keep, bool), x.shape)
+    moved, kept = np.moveaxis(x, axis, 1), np.moveaxis(keep, axis, 1)
+    y = np.empty_like(moved)
+    for n in range(moved.shape[0]):
+        for c in range(moved.shape[1]):
+            values = moved[n, c][kept[n, c]]
+            mean = values.mean() if values.size else 0.0
+            variance = values.var() if values.size else 0.0
+            y[n, c] = (moved[n, c] - mean) / np.sqrt(variance + epsilon)
+            if gamma is not None:
+                y[n, c] *= gamma[c]
+            if beta is not None:
+                y[n, c] += beta[c]
+    return np.moveaxis(y, 1, axis)

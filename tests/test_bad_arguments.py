@@ -134,6 +134,10 @@ TABLE = {
         {**_AFFINE, "groups": "groups", "axis": "axis", "epsilon": "positive"},
         {},
     ),
+    layers.InstanceNormalization: (
+        {**_AFFINE, "groups": "groups", "axis": "axis", "epsilon": "positive"},
+        {},
+    ),
     layers.LocalResponseNormalization: (
         {
             "size": "positive_int",
@@ -207,6 +211,8 @@ BUILD = [
     (layers.GroupNormalization, {}, "groups", 4, (2, 6)),
     (layers.GroupNormalization, {"groups": 3}, "axis", 2, (2, 6)),
     (layers.GroupNormalization, {"groups": 3}, "axis", 0, (6, 6)),
+    (layers.InstanceNormalization, {}, "axis", 3, (2, 3, 6)),
+    (layers.InstanceNormalization, {}, "axis", 0, (2, 3, 6)),
     (layers.LocalResponseNormalization, {}, "axis", 4, (2, 3, 3, 6)),
     (layers.LocalResponseNormalization, {}, "axis", 0, (2, 6)),
     (layers.PReLU, {}, "shared_axes", [3], (2, 3, 4)),

@@ -59,6 +59,14 @@ CASES = {
         0,
         {},
     ),
+    "instance_norm": (
+        layers.InstanceNormalization,
+        {},
+        (3, 4, 2),
+        2,
+        0,
+        {},
+    ),
     "timestep_batch_norm": (
         layers.TimestepBatchNormalization,
         {"max_timesteps": 6},

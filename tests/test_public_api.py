@@ -22,6 +22,7 @@ EXPORTS = {
         "BNLSTMCell",
         "BatchNormalization",
         "GroupNormalization",
+        "InstanceNormalization",
         "LayerNormalization",
         "LocalResponseNormalization",
         "PReLU",

@@ -8,6 +8,9 @@ from keras_norms.layers._bn_lstm import BNLSTMCell as BNLSTMCell
 from keras_norms.layers._group_normalization import (
     GroupNormalization as GroupNormalization,
 )
+from keras_norms.layers._group_normalization import (
+    InstanceNormalization as InstanceNormalization,
+)
 from keras_norms.layers._layer_normalization import (
     LayerNormalization as LayerNormalization,
 )
@@ -29,6 +32,7 @@ __all__ = [
     "BatchNormalization",
     "LayerNormalization",
     "GroupNormalization",
+    "InstanceNormalization",
     "TimestepBatchNormalization",
     "RecurrentBatchNormalization",
     "BNLSTMCell",

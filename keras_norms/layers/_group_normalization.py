@@ -12,6 +12,7 @@ from keras_norms._validation import check_positive_float
 from keras_norms._validation import resolve_axes
 from keras_norms._validation import resolve_groups
 from keras_norms.layers._base import AffineNormalization
+from keras_norms.layers._base import expand_mask
 
 
 @export
@@ -93,3 +94,89 @@ class GroupNormalization(AffineNormalization):
             "axis": self.axis,
             "epsilon": self.epsilon,
         }
+
+
+@export
+class InstanceNormalization(GroupNormalization):
+    r"""Instance normalization (Ulyanov, Vedaldi & Lempitsky, 2016).
+
+    Each sample is normalized per channel, with the mean and variance of
+    that channel over all other non-batch axes (the spatial positions, or
+    the time steps):
+
+    $$y_{nc\ldots} = \gamma_c \frac{x_{nc\ldots} - \mu_{nc}}
+        {\sqrt{\sigma^2_{nc} + \epsilon}} + \beta_c$$
+
+    It is `GroupNormalization` with one channel per group (``groups=-1``),
+    and shares its implementation. It takes the arguments of TF-Addons'
+    ``tfa.layers.InstanceNormalization``, whose configs carry ``groups=-1``:
+    they load here unchanged. Any other ``groups`` is an error (TF-Addons
+    overwrote it with a warning).
+
+    Unlike `GroupNormalization` (which, like Keras's, passes a mask on
+    unused), a Keras mask is honoured: padded time steps of a sequence do
+    not enter its statistics (they are normalized with them).
+
+    Args:
+        axis: Integer, the channel axis.
+        epsilon: Positive float added to the variance.
+        center: If ``True``, add the learned offset ``beta``.
+        scale: If ``True``, multiply by the learned scale ``gamma``.
+        beta_initializer: Initializer for ``beta``.
+        gamma_initializer: Initializer for ``gamma``.
+        beta_regularizer: Optional regularizer for ``beta``.
+        gamma_regularizer: Optional regularizer for ``gamma``.
+        beta_constraint: Optional constraint for ``beta``.
+        gamma_constraint: Optional constraint for ``gamma``.
+        **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...),
+            and ``groups=-1`` as TF-Addons' configs carry it.
+
+    Input shape:
+        Any, rank >= 3 (a channel axis and at least one axis to take the
+        statistics over). Output shape: same as input.
+
+    Reference:
+        Ulyanov, Vedaldi & Lempitsky, "Instance Normalization: The Missing
+        Ingredient for Fast Stylization", arXiv:1607.08022.
+
+    Examples:
+        >>> import numpy as np, keras_norms
+        >>> layer = keras_norms.layers.InstanceNormalization()
+        >>> tuple(layer(np.ones((1, 4, 4, 3), "float32")).shape)
+        (1, 4, 4, 3)
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
+        groups = kwargs.pop("groups", -1)
+        if groups != -1 or isinstance(groups, bool):
+            raise ValueError(
+                "InstanceNormalization has one channel per group: argument "
+                "`groups` can only be -1 (as in TF-Addons configs); for "
+                "other groupings use GroupNormalization. "
+                f"Received: groups={groups!r}"
+            )
+        super().__init__(groups=-1, axis=axis, epsilon=epsilon, **kwargs)
+
+    def build(self, input_shape):
+        # Rank 2 would normalize each value by itself (output beta).
+        check_min_rank(input_shape, 3, self.name)
+        super().build(input_shape)
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return super().call(inputs)
+        ndim = len(inputs.shape)
+        channel_axes = (0, self._channel_axis)
+        outputs, _, _, _ = norm_ops.standardize(
+            inputs,
+            tuple(a for a in range(ndim) if a not in channel_axes),
+            mask=expand_mask(mask, inputs, self.name),
+            offset=norm_ops.broadcast_parameter(
+                self.beta, ndim, self._channel_axis
+            ),
+            scale=norm_ops.broadcast_parameter(
+                self.gamma, ndim, self._channel_axis
+            ),
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)
