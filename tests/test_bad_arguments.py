@@ -212,6 +212,7 @@ BUILD = [
     (layers.GroupNormalization, {"groups": 3}, "axis", 2, (2, 6)),
     (layers.GroupNormalization, {"groups": 3}, "axis", 0, (6, 6)),
     (layers.InstanceNormalization, {}, "axis", 3, (2, 3, 6)),
+    (layers.InstanceNormalization, {}, "groups", 2, (2, 3, 6)),
     (layers.InstanceNormalization, {}, "axis", 0, (2, 3, 6)),
     (layers.LocalResponseNormalization, {}, "axis", 4, (2, 3, 3, 6)),
     (layers.LocalResponseNormalization, {}, "axis", 0, (2, 6)),

@@ -145,10 +145,23 @@ def test_tf_addons_config_builds_ours(rng):
     assert isinstance(restored, InstanceNormalization)
 
 
-@pytest.mark.parametrize("groups", [2, 1, 3.5, "-1", True])
-def test_other_groups_are_rejected(groups):
+def test_tf_addons_config_of_a_built_layer_builds_ours(rng):
+    # TF-Addons replaced groups=-1 by the number of channels at build, so
+    # the configs in its saved models carry that number.
+    config = {**_tf_addons_config(), "groups": 3}
+    layer = InstanceNormalization.from_config(config)
+    x = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(
+        to_numpy(layer(x)), reference.instance_norm(x), atol=2e-5
+    )
+    assert layer.get_config()["groups"] == -1
+
+
+@pytest.mark.parametrize("groups", [1, 2, 6])
+def test_other_groups_are_rejected_at_build(groups):
+    layer = InstanceNormalization(groups=groups)
     with pytest.raises(ValueError, match=f"groups={groups!r}"):
-        InstanceNormalization(groups=groups)
+        layer.build((2, 4, 3))
 
 
 def test_rank_two_input_is_rejected():

@@ -109,8 +109,9 @@ class InstanceNormalization(GroupNormalization):
 
     It is `GroupNormalization` with one channel per group (``groups=-1``),
     and shares its implementation. It takes the arguments of TF-Addons'
-    ``tfa.layers.InstanceNormalization``, whose configs carry ``groups=-1``:
-    they load here unchanged. Any other ``groups`` is an error (TF-Addons
+    ``tfa.layers.InstanceNormalization``: its configs load here unchanged.
+    They carry ``groups``, -1 or (saved from a built layer) the number of
+    channels; both are accepted, any other value is an error (TF-Addons
     overwrote it with a warning).
 
     Unlike `GroupNormalization` (which, like Keras's, passes a mask on
@@ -129,7 +130,8 @@ class InstanceNormalization(GroupNormalization):
         beta_constraint: Optional constraint for ``beta``.
         gamma_constraint: Optional constraint for ``gamma``.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...),
-            and ``groups=-1`` as TF-Addons' configs carry it.
+            and ``groups`` as TF-Addons' configs carry it (-1 or the
+            number of channels).
 
     Input shape:
         Any, rank >= 3 (a channel axis and at least one axis to take the
@@ -147,19 +149,25 @@ class InstanceNormalization(GroupNormalization):
     """
 
     def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
-        groups = kwargs.pop("groups", -1)
-        if groups != -1 or isinstance(groups, bool):
-            raise ValueError(
-                "InstanceNormalization has one channel per group: argument "
-                "`groups` can only be -1 (as in TF-Addons configs); for "
-                "other groupings use GroupNormalization. "
-                f"Received: groups={groups!r}"
-            )
+        # TF-Addons' configs carry `groups`: -1, or, once its layer was
+        # built, the number of channels. Either is accepted (checked at
+        # build); the config written here says -1.
+        self._requested_groups = check_groups(kwargs.pop("groups", -1))
         super().__init__(groups=-1, axis=axis, epsilon=epsilon, **kwargs)
 
     def build(self, input_shape):
         # Rank 2 would normalize each value by itself (output beta).
         check_min_rank(input_shape, 3, self.name)
+        (channel_axis,) = resolve_axes(self.axis, input_shape, self.name)
+        channels = input_shape[channel_axis]
+        if self._requested_groups not in (-1, channels):
+            raise ValueError(
+                f"InstanceNormalization of layer '{self.name}' has one "
+                "channel per group: argument `groups` can only be -1 or "
+                f"the number of channels ({channels}), as in TF-Addons "
+                "configs; for other groupings use GroupNormalization. "
+                f"Received: groups={self._requested_groups!r}"
+            )
         super().build(input_shape)
 
     def call(self, inputs, mask=None):
