@@ -66,6 +66,16 @@ def save_figure(figure, name):
     return path
 
 
+def save_text(name, text):
+    """Write ``text`` (e.g. a page's tables, made from the measured
+    numbers) next to the JSON results."""
+    RESULT_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULT_DIR / name
+    path.write_text(text)
+    print(f"text: {path}")
+    return path
+
+
 def save_results(name, results):
     """Write the measured numbers (plus backend and date) as JSON."""
     RESULT_DIR.mkdir(parents=True, exist_ok=True)
