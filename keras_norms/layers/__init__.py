@@ -15,6 +15,9 @@ from keras_norms.layers._local_response_normalization import (
     LocalResponseNormalization as LocalResponseNormalization,
 )
 from keras_norms.layers._prelu import PReLU as PReLU
+from keras_norms.layers._rms_normalization import (
+    RMSNormalization as RMSNormalization,
+)
 from keras_norms.layers._timestep_batch_normalization import (
     RecurrentBatchNormalization as RecurrentBatchNormalization,
 )
@@ -36,4 +39,5 @@ __all__ = [
     "LocalResponseNormalization",
     "PReLU",
     "WeightNormalization",
+    "RMSNormalization",
 ]
