@@ -29,10 +29,10 @@ class RMSNormalization(keras.layers.Layer):
     ``scale`` has the shape of the input at ``axis``. With
     ``unit_offset=True`` the output is multiplied by ``1 + scale`` instead
     and ``scale`` starts at zero, the parameterization of Gemma's RMS
-    normalization (so weight decay pulls the multiplier towards 1, not 0).
-    Checkpoints of that form load into it unchanged.
+    normalization (weight decay then pulls the multiplier towards 1, not
+    0), whose checkpoints store that zero-centred ``scale``.
 
-    Unlike Keras's layer, the mean square is always computed in float32
+    Unlike Keras's layer, the mean square is computed in at least float32
     from the input as it comes: under ``mixed_float16`` an input of 7e4
     (above float16's 65504) gives a finite output where Keras's layer,
     which first rounds the input to float16, gives NaN. The output has
@@ -59,11 +59,12 @@ class RMSNormalization(keras.layers.Layer):
         NeurIPS 2019.
 
     Examples:
-        >>> import numpy as np, keras_norms
+        >>> import keras, numpy as np, keras_norms
         >>> layer = keras_norms.layers.RMSNormalization(unit_offset=True)
-        >>> y = layer(np.array([[3.0, -4.0]], "float32"))
-        >>> np.round(np.asarray(y) * np.sqrt(12.5), 4).tolist()
-        [[3.0, -4.0]]
+        >>> x = np.array([[3.0, -4.0]], "float32")  # mean square 12.5
+        >>> y = keras.ops.convert_to_numpy(layer(x))
+        >>> tuple(layer.scale.shape), np.round(y * np.sqrt(12.5), 4).tolist()
+        ((2,), [[3.0, -4.0]])
     """
 
     def __init__(

@@ -42,10 +42,10 @@ def rms_normalization(x, scale=None, axis=-1, epsilon=1e-6):
         NeurIPS 2019.
 
     Examples:
-        >>> import numpy as np, keras_norms
+        >>> import keras, numpy as np, keras_norms
         >>> x = np.array([[3.0, 4.0]], "float32")  # mean square 12.5
         >>> y = keras_norms.ops.rms_normalization(x, epsilon=0.0)
-        >>> np.round(np.asarray(y) * np.sqrt(12.5), 5).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(y) * np.sqrt(12.5), 5).tolist()
         [[3.0, 4.0]]
     """
     x = ops.convert_to_tensor(x)
