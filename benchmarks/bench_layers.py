@@ -17,8 +17,9 @@ per-round ratio ours / theirs (> 1: ours is slower).
 
 Natives are the fused kernels a hand-written model would call:
 ``torch.nn.functional.batch_norm`` / ``group_norm`` / ``layer_norm`` /
-``local_response_norm`` (in torch's channels-first layout), TensorFlow's
-fused batch norm and ``tf.nn.local_response_normalization``. JAX has none.
+``rms_norm`` / ``local_response_norm`` (in torch's channels-first layout
+where it has one), TensorFlow's fused batch norm and
+``tf.nn.local_response_normalization``. JAX has none.
 
 Memory: on JAX the compiled program's temporary memory (XLA
 ``memory_analysis``); on torch the peak of the memory allocated during one
@@ -160,7 +161,7 @@ def _torch_native(kind, x, upstream, groups=None, size=5):
     import torch
     import torch.nn.functional as F
 
-    if kind == "layer_norm":
+    if kind in ("layer_norm", "rms_norm"):
         first = x  # normalizes the trailing axis: same layout as Keras
         up = upstream
     else:  # torch's layout: channels first
@@ -178,6 +179,7 @@ def _torch_native(kind, x, upstream, groups=None, size=5):
         ),
         "group_norm": lambda: F.group_norm(t, groups, weight, bias, 1e-3),
         "layer_norm": lambda: F.layer_norm(t, (channels,), weight, bias, 1e-3),
+        "rms_norm": lambda: F.rms_norm(t, (channels,), weight, 1e-6),
         "local_response_norm": lambda: F.local_response_norm(
             t, size, 1e-4, 0.75, 2.0
         ),
@@ -292,6 +294,9 @@ def cases(tiny):
          lambda: L.BNLSTM(64 if not tiny else 4, return_sequences=True),
          lambda: K.LSTM(64 if not tiny else 4, return_sequences=True),
          None, {}, -1),
+        ("RMS", sequence_sizes(tiny, 256 if not tiny else 4),
+         lambda: L.RMSNormalization(),
+         lambda: K.RMSNormalization(), "rms_norm", {}, -1),
     ]  # fmt: skip
 
 

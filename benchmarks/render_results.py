@@ -37,9 +37,9 @@ backends and renders this page).
   faster). Only these same-process, interleaved ratios are comparable
   across runs; the milliseconds depend on the machine and its load.
 - **Natives**: `torch.nn.functional.batch_norm` / `group_norm` /
-  `layer_norm` / `local_response_norm` (on channels-first data, their
-  layout), TensorFlow's fused batch norm and
-  `tf.nn.local_response_normalization`. JAX has none.
+  `layer_norm` / `rms_norm` / `local_response_norm` (on channels-first
+  data, their layout, where they have one), TensorFlow's fused batch norm
+  and `tf.nn.local_response_normalization`. JAX has none.
 - **Memory**, in MiB: on JAX the compiled step's temporary memory from
   XLA's `memory_analysis`; on torch the peak of the memory allocated during
   one step (torch profiler; outputs and gradients included).

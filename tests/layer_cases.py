@@ -85,4 +85,12 @@ LAYER_CASES = {
         ),
         (4, 6, 6, 2),
     ),
+    "rms_norm": (
+        lambda: keras_norms.layers.RMSNormalization(axis=[1, 2]),
+        (4, 5, 3),
+    ),
+    "rms_norm_unit_offset": (
+        lambda: keras_norms.layers.RMSNormalization(unit_offset=True),
+        (4, 6),
+    ),
 }

@@ -176,6 +176,17 @@ TABLE = {
         },
         {"units": 4},
     ),
+    layers.RMSNormalization: (
+        {
+            "axis": "axes",
+            "epsilon": "positive",
+            "unit_offset": "bool",
+            "scale_initializer": "initializer",
+            "scale_regularizer": "regularizer",
+            "scale_constraint": "constraint",
+        },
+        {},
+    ),
     initializers.XavierUniform: (_XAVIER, {}),
     initializers.XavierNormal: (_XAVIER, {}),
     initializers.HeNormal: (_HE, {}),
@@ -219,6 +230,8 @@ BUILD = [
     (layers.PReLU, {}, "shared_axes", [3], (2, 3, 4)),
     (layers.PReLU, {}, "shared_axes", [0], (2, 3, 4)),
     (layers.PReLU, {}, "shared_axes", [-4], (2, 3, 4)),
+    (layers.RMSNormalization, {}, "axis", [1, 3], (4, 5, 6)),
+    (layers.RMSNormalization, {}, "axis", 0, (4, 5)),
 ]
 
 
@@ -265,13 +278,19 @@ DROP_INS = {
     "LayerNormalization",
     "GroupNormalization",
     "PReLU",
+    "RMSNormalization",
 }
 
 
 def _keras_error(cls, arguments, name, value):
     """The class of what Keras's class of the same name raises, or None."""
+    keras_cls = getattr(keras.layers, cls.__name__)
+    if name not in inspect.signature(keras_cls.__init__).parameters:
+        # An argument of ours only: Keras's error would be about an
+        # unknown keyword, not about the value.
+        return None
     try:
-        _make(getattr(keras.layers, cls.__name__), arguments, **{name: value})
+        _make(keras_cls, arguments, **{name: value})
     except (TypeError, ValueError) as error:
         return type(error)
     except Exception:  # noqa: BLE001 (e.g. OverflowError for 10**400)

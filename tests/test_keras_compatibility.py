@@ -49,6 +49,10 @@ SUITES = {
         "prelu",
         {"PReLU": keras_norms.layers.PReLU},
     ),
+    "keras.src.layers.normalization.rms_normalization_test": (
+        "layers",
+        {"RMSNormalization": keras_norms.layers.RMSNormalization},
+    ),
 }
 
 ALLOWLIST_FILE = pathlib.Path(__file__).with_name(

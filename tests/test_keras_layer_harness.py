@@ -143,6 +143,22 @@ CASES = {
             "expected_output_shape": (3, 3),
         },
     ),
+    "rms_norm": (
+        layers.RMSNormalization,
+        {"axis": [1, 2], "scale_regularizer": "l2"},
+        (3, 4, 2),
+        1,
+        0,
+        {"expected_num_losses": 1},
+    ),
+    "rms_norm_unit_offset": (
+        layers.RMSNormalization,
+        {"unit_offset": True},
+        (3, 4, 2),
+        1,
+        0,
+        {},
+    ),
 }
 
 

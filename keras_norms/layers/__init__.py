@@ -18,6 +18,9 @@ from keras_norms.layers._local_response_normalization import (
     LocalResponseNormalization as LocalResponseNormalization,
 )
 from keras_norms.layers._prelu import PReLU as PReLU
+from keras_norms.layers._rms_normalization import (
+    RMSNormalization as RMSNormalization,
+)
 from keras_norms.layers._timestep_batch_normalization import (
     RecurrentBatchNormalization as RecurrentBatchNormalization,
 )
@@ -40,4 +43,5 @@ __all__ = [
     "LocalResponseNormalization",
     "PReLU",
     "WeightNormalization",
+    "RMSNormalization",
 ]

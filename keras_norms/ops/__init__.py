@@ -36,6 +36,9 @@ from keras_norms.ops._normalization import standardize as standardize
 from keras_norms.ops._normalization import (
     unbiased_variance as unbiased_variance,
 )
+from keras_norms.ops._rms_normalization import (
+    rms_normalization as rms_normalization,
+)
 from keras_norms.ops._timestep import moving_average as moving_average
 from keras_norms.ops._timestep import step_statistics as step_statistics
 from keras_norms.ops._timestep import (
@@ -66,4 +69,5 @@ __all__ = [
     "update_step_statistics",
     "kernel_norm",
     "weight_normalization",
+    "rms_normalization",
 ]

@@ -1,5 +1,6 @@
-"""torch overrides: the fused normalization kernels, the collective and
-the local-response pooling layout."""
+"""torch overrides: the fused normalization kernels (batch, group, layer
+and RMS normalization), the collective and the local-response pooling
+layout."""
 
 from keras_norms.native.torch.distributed import (
     cross_replica_all_gather as cross_replica_all_gather,
@@ -15,4 +16,7 @@ from keras_norms.native.torch.normalization import (
 )
 from keras_norms.native.torch.normalization import (
     layer_normalization as layer_normalization,
+)
+from keras_norms.native.torch.normalization import (
+    rms_normalization as rms_normalization,
 )

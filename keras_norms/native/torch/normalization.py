@@ -1,19 +1,22 @@
-"""Batch, group and layer normalization on torch's fused kernels.
+"""Batch, group, layer and RMS normalization on torch's fused kernels.
 
-``torch.nn.functional.batch_norm`` / ``group_norm`` / ``layer_norm`` read
-the data once or twice per pass where the keras.ops reference, run eagerly,
-makes a pass per operation. Their statistics, though, lose digits on data
-whose mean is large next to its spread (float32 at 1e4 + N(0, 1): errors of
-1e-3 to 1e2 in the output, worst for channels-last inputs). So every kernel
-here sees ``x - shift``, where ``shift`` is one value of the data from each
-normalized slice: the shifted data has a mean of the order of its spread,
-and the normalized output, invariant to a constant shift of each slice, is
-unchanged (the shift is held constant for the gradient, which is exact for
-the same reason). This costs one elementwise pass.
+``torch.nn.functional.batch_norm`` / ``group_norm`` / ``layer_norm`` /
+``rms_norm`` read the data once or twice per pass where the keras.ops
+reference, run eagerly, makes a pass per operation. The first three's
+statistics, though, lose digits on data whose mean is large next to its
+spread (float32 at 1e4 + N(0, 1): errors of 1e-3 to 1e2 in the output,
+worst for channels-last inputs). So those kernels see ``x - shift``, where
+``shift`` is one value of the data from each normalized slice: the shifted
+data has a mean of the order of its spread, and the normalized output,
+invariant to a constant shift of each slice, is unchanged (the shift is
+held constant for the gradient, which is exact for the same reason). This
+costs one elementwise pass. ``rms_norm`` takes the data as it is: a mean
+of squares has no cancellation (and its output is not shift-invariant).
 
 Each function returns ``NotImplemented`` where the kernel does not apply
 (dtypes other than float32/float64; one value per statistic, which torch
-refuses).
+refuses; axes other than the trailing ones for layer and RMS
+normalization).
 """
 
 import math
@@ -140,4 +143,18 @@ def layer_normalization(x, axes, offset, scale, epsilon):
         weight=_parameter(scale, x.dtype),
         bias=_parameter(offset, x.dtype),
         eps=epsilon,
+    )
+
+
+def rms_normalization(x, axes, scale, epsilon):
+    ndim = x.dim()
+    if x.dtype not in _DTYPES or tuple(axes) != tuple(
+        range(ndim - len(axes), ndim)
+    ):
+        return NotImplemented  # the kernel normalizes trailing axes only
+    normalized_shape = tuple(x.shape[ndim - len(axes) :])
+    if math.prod(normalized_shape) == 0:
+        return NotImplemented
+    return F.rms_norm(
+        x, normalized_shape, weight=_parameter(scale, x.dtype), eps=epsilon
     )
