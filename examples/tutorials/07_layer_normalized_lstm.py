@@ -220,13 +220,61 @@ def main():
         },
         "run time (s)": round(time.time() - start, 1),
     }
+    results["findings"] = findings(results)
     save_results("07_layer_normalized_lstm", results)
     save_text("07_tables.md", tables(results))
     print(results)
 
 
+def findings(results):
+    """Ba et al.'s claims, each checked on this run's means over seeds."""
+    accuracy = results["test accuracy"]
+    mean = {b: {n: accuracy[b][n]["mean"] for n in MODELS} for b in accuracy}
+    longer = results[
+        "test accuracy on longer sequences (batch 64, mean of seeds)"
+    ]
+
+    def drop(name, where):
+        """Accuracy lost from 64 steps to the longest test sequences."""
+        values = list(longer[where][name].values())
+        return values[0] - values[-1]
+
+    return {
+        "layer_norm_beats_lstm": {
+            "claim": "LayerNormLSTM is more accurate than the LSTM at both "
+            "batch sizes",
+            "holds": all(m["LayerNormLSTM"] > m["LSTM"] for m in mean.values()),
+        },
+        "layer_norm_beats_batch_norm_at_batch_4": {
+            "claim": "At batch size 4, LayerNormLSTM is more accurate than "
+            "the BNLSTM",
+            "holds": mean["4"]["LayerNormLSTM"] > mean["4"]["BNLSTM"],
+        },
+        "batch_norm_loses_more_at_batch_4": {
+            "claim": "Going from batch size 64 to 4, the BNLSTM loses more "
+            "accuracy than LayerNormLSTM",
+            "holds": mean["64"]["BNLSTM"] - mean["4"]["BNLSTM"]
+            > mean["64"]["LayerNormLSTM"] - mean["4"]["LayerNormLSTM"],
+        },
+        "layer_norm_keeps_accuracy_when_shifted": {
+            "claim": "With blank rows above the digit (every pixel later "
+            "than in training), LayerNormLSTM loses less accuracy than the "
+            "BNLSTM",
+            "holds": drop("LayerNormLSTM", "above") < drop("BNLSTM", "above"),
+        },
+        "layer_norm_keeps_accuracy_when_longer": {
+            "claim": "With blank rows below the digit (more steps after it), "
+            "LayerNormLSTM loses less accuracy than the BNLSTM",
+            "holds": drop("LayerNormLSTM", "below") < drop("BNLSTM", "below"),
+        },
+    }
+
+
 def tables(results):
-    """The page's tables, in Markdown, from the numbers of this run."""
+    """The page's tables, in Markdown, from the numbers of this run, in
+    sections (``batch``, ``above``, ``below``, ``findings``, ``run``) that
+    the page includes one by one."""
+    sections = {}
     accuracy = results["test accuracy"]
     lines = [
         "| model | " + " | ".join(f"batch {b}" for b in accuracy) + " |",
@@ -238,23 +286,41 @@ def tables(results):
             for b in accuracy
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sections["batch"] = lines
     longer = results[
         "test accuracy on longer sequences (batch 64, mean of seeds)"
     ]
     for where in ("above", "below"):
         lengths = list(longer[where]["LSTM"])
-        lines += [
-            "",
-            f"Blank rows {where} the digit (batch 64, mean of "
-            f"{len(results['seeds'])} seeds):",
-            "",
+        lines = [
             "| model | " + " | ".join(f"{n} steps" for n in lengths) + " |",
             "|---|" + "---|" * len(lengths),
         ]
         for name in MODELS:
             cells = [f"{longer[where][name][n]:.3f}" for n in lengths]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        sections[where] = lines
+    lines = ["| claim | holds in this run |", "|---|---|"]
+    for finding in results["findings"].values():
+        holds = "yes" if finding["holds"] else "**no**"
+        lines.append(f"| {finding['claim']} | {holds} |")
+    sections["findings"] = lines
+    minutes, seconds = divmod(round(results["run time (s)"]), 60)
+    settings = results["settings (batch: epochs, learning rate)"]
+    sections["run"] = [
+        f"Numbers on this page: {keras.backend.backend()} backend, "
+        f"{results['units']} units, seeds {results['seeds']}; Adam, "
+        + "; ".join(
+            f"batch {batch}: {epochs} epochs at learning rate {rate:g}"
+            for batch, (epochs, rate) in settings.items()
+        )
+        + f". The whole script took {minutes} min {seconds} s on a 2-core "
+        "CPU.",
+    ]
+    text = []
+    for name, lines in sections.items():
+        text += [f"--8<-- [start:{name}]", *lines, f"--8<-- [end:{name}]", ""]
+    return "\n".join(text)
 
 
 if __name__ == "__main__":
