@@ -327,15 +327,13 @@ class LayerNormLSTM(keras.layers.RNN):
     one normalization) before the time loop, which runs Keras's RNN loop
     over the recurrent part only; the result is the cell's.
 
+    Every argument of `LayerNormLSTMCell` (``activation`` ...
+    ``norm_epsilon``, ``carry_normalized_cell_state``) is accepted, with
+    the same meaning and default, and readable as a property of the layer,
+    as `keras.layers.LSTM` does for `keras.layers.LSTMCell`'s.
+
     Args:
         units: Positive int, dimensionality of the output.
-        activation, recurrent_activation, use_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer, unit_forget_bias,
-            kernel_regularizer, recurrent_regularizer, bias_regularizer,
-            kernel_constraint, recurrent_constraint, bias_constraint,
-            dropout, recurrent_dropout, seed, norm_gamma_initializer,
-            norm_beta_initializer, norm_epsilon,
-            carry_normalized_cell_state: See `LayerNormLSTMCell`.
         activity_regularizer: Optional regularizer of the output.
         return_sequences: Return the full sequence of outputs.
         return_state: Also return the last ``h`` and ``c``.
