@@ -59,6 +59,12 @@ LAYER_CASES = {
         lambda: keras_norms.layers.BNLSTM(4, return_sequences=True),
         (3, 5, 2),
     ),
+    "layer_norm_lstm": (
+        lambda: keras_norms.layers.LayerNormLSTM(
+            4, return_sequences=True, carry_normalized_cell_state=True
+        ),
+        (3, 5, 2),
+    ),
     "lrn_across_channels": (
         lambda: keras_norms.layers.LocalResponseNormalization(
             size=3, alpha=0.5, beta=0.75, k=2.0

@@ -160,3 +160,76 @@ def bn_lstm(
         for name, values in statistics.items()
     }
     return np.stack(outputs, axis=1), h, c, statistics
+
+
+def _layer_norm(values, gamma, beta, epsilon):
+    """Per-sample layer normalization over the last axis."""
+    mean = values.mean(axis=-1, keepdims=True)
+    variance = values.var(axis=-1, keepdims=True)
+    return gamma * (values - mean) / np.sqrt(variance + epsilon) + beta
+
+
+def layer_norm_lstm(
+    x,
+    weights,
+    epsilon=1e-3,
+    carry_normalized_cell_state=False,
+    mask=None,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    h0=None,
+    c0=None,
+):
+    """The layer-normalized LSTM of Ba, Kiros & Hinton (2016) over a
+    sequence; gate order (i, f, g, o) as Keras.
+
+    weights: dict with kernel, recurrent_kernel, bias (or None), and
+    input_gamma/input_beta (width 4 * units), recurrent_gamma/_beta
+    (4 * units), cell_gamma/cell_beta (units). The next step receives
+    c_t, or LN(c_t) with ``carry_normalized_cell_state`` (TF-Addons'
+    LayerNormLSTMCell). A masked step of a sample keeps its state and
+    outputs its h (or 0 with ``zero_output_for_mask``), as Keras's loop.
+
+    Returns (outputs (batch, time, units) in processing order, h, c).
+    """
+    x = np.asarray(x, np.float64)
+    batch, time, _ = x.shape
+    units = weights["recurrent_kernel"].shape[0]
+    keep = np.ones((batch, time), bool) if mask is None else np.asarray(mask)
+    if go_backwards:
+        x = x[:, ::-1]
+        keep = keep[:, ::-1]
+    h = np.zeros((batch, units)) if h0 is None else np.array(h0, np.float64)
+    c = np.zeros((batch, units)) if c0 is None else np.array(c0, np.float64)
+    bias = weights.get("bias")
+    outputs = []
+    for t in range(time):
+        gates = _layer_norm(
+            x[:, t] @ weights["kernel"],
+            weights["input_gamma"],
+            weights["input_beta"],
+            epsilon,
+        ) + _layer_norm(
+            h @ weights["recurrent_kernel"],
+            weights["recurrent_gamma"],
+            weights["recurrent_beta"],
+            epsilon,
+        )
+        if bias is not None:
+            gates = gates + bias
+        i, f, g, o = np.split(gates, 4, axis=-1)
+        new_c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        normalized_c = _layer_norm(
+            new_c, weights["cell_gamma"], weights["cell_beta"], epsilon
+        )
+        new_h = _sigmoid(o) * np.tanh(normalized_c)
+        if carry_normalized_cell_state:
+            new_c = normalized_c
+        step_keep = keep[:, t][:, None]
+        # (Keras's loop: the previous h, which is h0 before any step.)
+        masked_output = np.zeros_like(h) if zero_output_for_mask else h
+        output = np.where(step_keep, new_h, masked_output)
+        h = np.where(step_keep, new_h, h)
+        c = np.where(step_keep, new_c, c)
+        outputs.append(output)
+    return np.stack(outputs, axis=1), h, c

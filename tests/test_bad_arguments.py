@@ -112,6 +112,25 @@ _CELL = {
     "gamma_initializer": "initializer",
     "beta_initializer": "initializer",
 }
+# LayerNormLSTMCell: keras.layers.LSTMCell's arguments and TF-Addons'.
+_LN_CELL = {
+    **{
+        name: kind
+        for name, kind in _CELL.items()
+        if name
+        not in (
+            "max_timesteps",
+            "momentum",
+            "epsilon",
+            "gamma_initializer",
+            "beta_initializer",
+        )
+    },
+    "norm_gamma_initializer": "initializer",
+    "norm_beta_initializer": "initializer",
+    "norm_epsilon": "positive",
+    "carry_normalized_cell_state": "bool",
+}
 _HE = {"mode": "he_mode", "negative_slope": "slope", "seed": "initializer_seed"}
 _XAVIER = {"gain": "gain", "seed": "initializer_seed"}
 
@@ -186,6 +205,20 @@ TABLE = {
             "scale_constraint": "constraint",
         },
         {},
+    ),
+    layers.LayerNormLSTMCell: (_LN_CELL, {"units": 4}),
+    layers.LayerNormLSTM: (
+        {
+            **_LN_CELL,
+            "activity_regularizer": "regularizer",
+            "return_sequences": "bool",
+            "return_state": "bool",
+            "go_backwards": "bool",
+            "stateful": "bool",
+            "unroll": "bool",
+            "zero_output_for_mask": "bool",
+        },
+        {"units": 4},
     ),
     initializers.XavierUniform: (_XAVIER, {}),
     initializers.XavierNormal: (_XAVIER, {}),

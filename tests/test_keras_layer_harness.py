@@ -143,6 +143,31 @@ CASES = {
             "expected_output_shape": (3, 3),
         },
     ),
+    "layer_norm_lstm": (
+        layers.LayerNormLSTM,
+        {"units": 3, "return_sequences": True},
+        (3, 4, 2),
+        9,  # kernels, bias, gamma and beta of three normalizations
+        0,
+        {
+            "supports_masking": True,
+            "expected_num_seed_generators": 1,
+            "expected_output_shape": (3, 4, 3),
+        },
+    ),
+    "layer_norm_lstm_cell_in_rnn": (
+        keras.layers.RNN,
+        {"cell": layers.LayerNormLSTMCell(3)},
+        (3, 4, 2),
+        9,
+        0,
+        # (Unlike BNLSTMCell, it trains inside keras.layers.RNN.)
+        {
+            "supports_masking": True,
+            "expected_num_seed_generators": 1,
+            "expected_output_shape": (3, 3),
+        },
+    ),
     "rms_norm": (
         layers.RMSNormalization,
         {"axis": [1, 2], "scale_regularizer": "l2"},
@@ -190,5 +215,6 @@ def test_keras_layer_harness(name):
 
 
 def test_every_public_layer_has_a_case():
-    covered = {cls for cls, *_ in CASES.values()} | {layers.BNLSTMCell}
+    covered = {cls for cls, *_ in CASES.values()}
+    covered |= {layers.BNLSTMCell, layers.LayerNormLSTMCell}  # (in RNN)
     assert set(map(lambda n: getattr(layers, n), layers.__all__)) <= covered

@@ -23,6 +23,8 @@ EXPORTS = {
         "BatchNormalization",
         "GroupNormalization",
         "InstanceNormalization",
+        "LayerNormLSTM",
+        "LayerNormLSTMCell",
         "LayerNormalization",
         "LocalResponseNormalization",
         "PReLU",

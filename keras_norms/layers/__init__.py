@@ -11,6 +11,10 @@ from keras_norms.layers._group_normalization import (
 from keras_norms.layers._group_normalization import (
     InstanceNormalization as InstanceNormalization,
 )
+from keras_norms.layers._layer_norm_lstm import LayerNormLSTM as LayerNormLSTM
+from keras_norms.layers._layer_norm_lstm import (
+    LayerNormLSTMCell as LayerNormLSTMCell,
+)
 from keras_norms.layers._layer_normalization import (
     LayerNormalization as LayerNormalization,
 )
@@ -44,4 +48,6 @@ __all__ = [
     "PReLU",
     "WeightNormalization",
     "RMSNormalization",
+    "LayerNormLSTMCell",
+    "LayerNormLSTM",
 ]
