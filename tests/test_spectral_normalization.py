@@ -434,6 +434,25 @@ def test_vector_u_moves_only_in_training(rng):
     assert [w.name for w in layer.trainable_weights] == ["kernel", "bias"]
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_sigma_comes_from_the_float32_kernel_under_a_mixed_policy(rng, policy):
+    # Called outside a model, a mixed layer runs in an autocast scope even
+    # when it does not autocast itself: the kernel must still be read in
+    # float32, not rounded to 8 or 11 bits first.
+    x = rng.normal(size=(4, 6)).astype("float32")
+    layer = SpectralNormalization(
+        keras.layers.Dense(5), power_iterations=3, dtype=policy
+    )
+    layer.build(x.shape)
+    kernel = to_numpy(layer.kernel)
+    u0 = to_numpy(layer.vector_u).copy()
+    layer(x, training=True)
+    _, expected_u, _ = reference_spectral.spectral_normalize(kernel, u0, 3)
+    np.testing.assert_allclose(
+        to_numpy(layer.vector_u)[0], expected_u, rtol=1e-5, atol=1e-6
+    )
+
+
 def test_zero_kernel_gives_the_bias_and_keeps_u(rng):
     x = rng.normal(size=(4, 5)).astype("float32")
     layer = SpectralNormalization(

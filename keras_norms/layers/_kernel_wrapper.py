@@ -54,6 +54,24 @@ class KernelWrapper(keras.layers.Wrapper):
                     return variable
         return None
 
+    def _unrounded(self, variable):
+        """The value of a wrapped layer's ``variable`` in its own dtype.
+
+        Keras enters an autocast scope for a layer of a mixed policy even
+        when the layer's ``autocast`` is False, if no scope is active yet
+        (a call outside a model), and the wrapped layer's kernel, unlike
+        this layer's own weights, is autocast: read plainly there, it
+        would be rounded to float16 before the reparametrization.
+        """
+        # keras.src is private; AutocastScope(None) is what Keras's own
+        # Layer.__call__ enters for a layer that does not autocast.
+        from keras.src.backend import AutocastScope
+
+        # (`.value`: on TensorFlow `convert_to_tensor` returns the variable
+        # itself, which would be read, and cast, later.)
+        with AutocastScope(None):
+            return variable.value
+
     def _call_with_weights(self, inputs, replacements, linear=False):
         """The wrapped layer's call with some of its weights replaced.
 

@@ -136,7 +136,7 @@ class SpectralNormalization(KernelWrapper):
     def call(self, inputs, training=None):
         update = bool(training and self.trainable)
         result = norm_ops.spectral_normalization(
-            self.kernel,
+            self._unrounded(self.kernel),
             self.vector_u,
             power_iterations=self.power_iterations if update else 0,
         )
@@ -159,5 +159,5 @@ class SpectralNormalization(KernelWrapper):
         with $\sigma$ from the stored ``vector_u``. Handy to export the
         layer as a plain one."""
         return norm_ops.spectral_normalization(
-            self.kernel, self.vector_u, power_iterations=0
+            self._unrounded(self.kernel), self.vector_u, power_iterations=0
         ).kernel

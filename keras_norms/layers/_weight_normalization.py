@@ -222,7 +222,7 @@ class WeightNormalization(KernelWrapper):
             (
                 kernel_variable,
                 norm_ops.weight_normalization(
-                    kernel_variable, scale, self._output_axis
+                    self._unrounded(kernel_variable), scale, self._output_axis
                 ),
             )
         ]
