@@ -37,7 +37,9 @@ def value_and_gradients(fn, *arrays):
     """Value of scalar ``fn(*tensors)`` and its gradients, as NumPy arrays.
 
     ``arrays`` are NumPy arrays; they are converted to backend tensors of
-    their own dtype (use `float64_enabled` for float64 on JAX).
+    their own dtype (use `float64_enabled` for float64 on JAX). An input
+    the value does not depend on (e.g. through ``stop_gradient`` only)
+    gets a zero gradient on every backend, as JAX gives.
     """
     if BACKEND == "jax":
         import jax
@@ -54,14 +56,18 @@ def value_and_gradients(fn, *arrays):
             for t in tensors:
                 tape.watch(t)
             value = fn(*tensors)
-        grads = tape.gradient(value, tensors)
+        grads = tape.gradient(
+            value, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
     else:
         import torch
 
         tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
         value = fn(*tensors)
         value.backward()
-        grads = [t.grad for t in tensors]
+        grads = [
+            torch.zeros_like(t) if t.grad is None else t.grad for t in tensors
+        ]
     return to_numpy(value), [to_numpy(g) for g in grads]
 
 

@@ -99,4 +99,14 @@ LAYER_CASES = {
         lambda: keras_norms.layers.RMSNormalization(unit_offset=True),
         (4, 6),
     ),
+    "spectral_norm_dense": (
+        lambda: keras_norms.layers.SpectralNormalization(keras.layers.Dense(3)),
+        (4, 6),
+    ),
+    "spectral_norm_conv2d": (
+        lambda: keras_norms.layers.SpectralNormalization(
+            keras.layers.Conv2D(4, 3, activation="relu"), power_iterations=2
+        ),
+        (4, 6, 6, 2),
+    ),
 }

@@ -181,6 +181,10 @@ TABLE = {
         {"data_init": "bool"},
         {"layer": lambda: keras.layers.Dense(3)},
     ),
+    layers.SpectralNormalization: (
+        {"power_iterations": "positive_int"},
+        {"layer": lambda: keras.layers.Dense(3)},
+    ),
     layers.BNLSTMCell: (_CELL, {"units": 4}),
     # BNLSTM hands the cell's arguments to its cell.
     layers.BNLSTM: (
@@ -312,6 +316,7 @@ DROP_INS = {
     "GroupNormalization",
     "PReLU",
     "RMSNormalization",
+    "SpectralNormalization",
 }
 
 
@@ -376,6 +381,32 @@ def test_weight_normalization_rejects_a_non_layer(value):
     with pytest.raises(TypeError) as error:
         layers.WeightNormalization(value)
     _check_message(error.value, "layer", value)
+
+
+@pytest.mark.parametrize("value", ["dense", len, None])
+def test_spectral_normalization_rejects_a_non_layer(value):
+    # A TypeError, and the ValueError keras.layers.SpectralNormalization
+    # raises (through keras.layers.Wrapper).
+    with pytest.raises(TypeError) as error:
+        layers.SpectralNormalization(value)
+    assert isinstance(error.value, ValueError)
+    with pytest.raises(ValueError):
+        keras.layers.SpectralNormalization(value)
+    _check_message(error.value, "layer", value)
+
+
+@pytest.mark.parametrize(
+    "layer", [keras.layers.ReLU, keras.layers.Flatten, keras.layers.Dropout]
+)
+def test_spectral_normalization_rejects_a_layer_without_kernel_at_build(
+    layer,
+):
+    wrapped = layer(0.5) if layer is keras.layers.Dropout else layer()
+    wrapper = layers.SpectralNormalization(wrapped)  # as in Keras: no error
+    with pytest.raises(ValueError) as error:
+        wrapper.build((2, 3))
+    _check_message(error.value, "layer", wrapped)
+    assert f"'{wrapped.name}' of class {layer.__name__}" in str(error.value)
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,19 @@ by a namespace that answers with our class for the layer under test and
 with Keras's module for everything else. The test classes are then
 collected from here by pytest.
 
-The only exceptions are listed in ``keras_compatibility_allowlist.txt``:
-tests that assert the *wording* of an error message. Those still run, and
-still require the same exception class as Keras raises; only the message
-pattern is not checked.
+Two kinds of exceptions, each listed in one place with its reason:
+
+- ``keras_compatibility_allowlist.txt``: tests that assert the *wording*
+  of an error message. Those still run, and still require the same
+  exception class as Keras raises; only the message pattern is not
+  checked.
+- ``DELIBERATE_DIFFERENCES`` below: tests that assert a behaviour of
+  Keras's layer that ours changes on purpose. They run as strict
+  ``xfail``: should one start passing, the suite fails, and the entry (and
+  the documented difference) must go.
 """
 
+import functools
 import importlib
 import pathlib
 import types
@@ -53,6 +60,21 @@ SUITES = {
         "layers",
         {"RMSNormalization": keras_norms.layers.RMSNormalization},
     ),
+    "keras.src.layers.normalization.spectral_normalization_test": (
+        "layers",
+        {"SpectralNormalization": keras_norms.layers.SpectralNormalization},
+    ),
+}
+
+# Keras tests ("Class.test_method") of behaviour ours changes on purpose,
+# with the reason; each is documented in docs/keras_compatibility.md.
+DELIBERATE_DIFFERENCES = {
+    "SpectralNormalizationTest.test_apply_layer": (
+        "Keras's wrapper computes with the raw kernel at inference until a "
+        "training call has written W/sigma into it (the test expects 4.0 "
+        "from a kernel of ones, whose sigma is 2); ours divides by sigma "
+        "at every call and gives 2.0 in both calls"
+    ),
 }
 
 ALLOWLIST_FILE = pathlib.Path(__file__).with_name(
@@ -91,8 +113,20 @@ class _Swapped(types.ModuleType):
         return getattr(self._original, name)
 
 
+def _expected_failure(test_class, method_name, reason):
+    """``test_class.method_name`` as a strict xfail with ``reason``."""
+    original = getattr(test_class, method_name)
+
+    @functools.wraps(original)
+    def method(self):
+        return original(self)
+
+    return pytest.mark.xfail(strict=True, reason=reason)(method)
+
+
 def _wording_insensitive(test_class):
-    """Subclass whose allow-listed tests check the exception class only."""
+    """Subclass whose allow-listed tests check the exception class only,
+    and whose deliberately different tests are strict xfails."""
 
     def assertRaisesRegex(self, expected_exception, expected_regex, *a, **k):
         test_id = f"{test_class.__name__}.{self._testMethodName}"
@@ -102,11 +136,14 @@ def _wording_insensitive(test_class):
             expected_exception, expected_regex, *a, **k
         )
 
-    cls = type(
-        test_class.__name__,
-        (test_class,),
-        {"assertRaisesRegex": assertRaisesRegex, "__module__": __name__},
-    )
+    namespace = {"assertRaisesRegex": assertRaisesRegex, "__module__": __name__}
+    for test_id, reason in DELIBERATE_DIFFERENCES.items():
+        class_name, _, method_name = test_id.partition(".")
+        if class_name == test_class.__name__:
+            namespace[method_name] = _expected_failure(
+                test_class, method_name, reason
+            )
+    cls = type(test_class.__name__, (test_class,), namespace)
     return cls
 
 
@@ -131,7 +168,8 @@ globals().update(_load_suites())
 
 
 def test_allowlist_names_existing_tests():
-    """A stale allow-list entry would hide nothing; keep the list exact."""
+    """A stale allow-list or deliberate-difference entry would hide
+    nothing; keep the lists exact."""
     known = set()
     for name, obj in list(globals().items()):
         if isinstance(obj, type) and issubclass(obj, unittest.TestCase):
@@ -141,3 +179,5 @@ def test_allowlist_names_existing_tests():
             )
     stale = set(ALLOWED_MESSAGE_DIFFERENCES) - known
     assert not stale, f"allow-list entries without a test: {sorted(stale)}"
+    stale = set(DELIBERATE_DIFFERENCES) - known
+    assert not stale, f"deliberate differences without a test: {sorted(stale)}"

@@ -184,6 +184,26 @@ CASES = {
         0,
         {},
     ),
+    "spectral_norm_dense": (
+        layers.SpectralNormalization,
+        {"layer": keras.layers.Dense(3, activity_regularizer="l2")},
+        (3, 4),
+        2,  # kernel, bias
+        1,  # vector_u
+        {
+            "supports_masking": None,
+            "expected_output_shape": (3, 3),
+            "expected_num_losses": 1,
+        },
+    ),
+    "spectral_norm_conv": (
+        layers.SpectralNormalization,
+        {"layer": keras.layers.Conv1D(2, 3), "power_iterations": 3},
+        (3, 5, 4),
+        2,
+        1,
+        {"supports_masking": None, "expected_output_shape": (3, 3, 2)},
+    ),
 }
 
 

@@ -41,6 +41,10 @@ STATEFUL = {
         lambda: L.WeightNormalization(keras.layers.Dense(3), data_init=True),
         (8, 6),
     ),
+    "spectral_norm": (
+        lambda: L.SpectralNormalization(keras.layers.Dense(3)),
+        (8, 6),
+    ),
 }
 
 

@@ -25,6 +25,9 @@ from keras_norms.layers._prelu import PReLU as PReLU
 from keras_norms.layers._rms_normalization import (
     RMSNormalization as RMSNormalization,
 )
+from keras_norms.layers._spectral_normalization import (
+    SpectralNormalization as SpectralNormalization,
+)
 from keras_norms.layers._timestep_batch_normalization import (
     RecurrentBatchNormalization as RecurrentBatchNormalization,
 )
@@ -50,4 +53,5 @@ __all__ = [
     "RMSNormalization",
     "LayerNormLSTMCell",
     "LayerNormLSTM",
+    "SpectralNormalization",
 ]

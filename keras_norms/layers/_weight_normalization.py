@@ -2,7 +2,6 @@
 
 import math
 
-import keras
 from keras import ops
 
 from keras_norms import ops as norm_ops
@@ -11,6 +10,7 @@ from keras_norms._kernel_layers import KERNEL_LAYER_NAMES
 from keras_norms._kernel_layers import kernel_output_axis
 from keras_norms._kernel_layers import output_channel_axis
 from keras_norms._validation import check_bool
+from keras_norms.layers._kernel_wrapper import KernelWrapper
 from keras_norms.ops._folding import kernel_output_axes
 
 # Added to the variance of the pre-activations in the data-dependent
@@ -20,7 +20,7 @@ DATA_INIT_EPSILON = 1e-6
 
 
 @export
-class WeightNormalization(keras.layers.Wrapper):
+class WeightNormalization(KernelWrapper):
     r"""Weight normalization of a Dense or convolution layer.
 
     Reparametrizes the kernel of the wrapped layer as
@@ -95,13 +95,10 @@ class WeightNormalization(keras.layers.Wrapper):
         True
     """
 
+    WRAPPABLE = f"a Keras layer with a kernel ({KERNEL_LAYER_NAMES})"
+
     def __init__(self, layer, data_init=True, **kwargs):
-        if not isinstance(layer, keras.layers.Layer):
-            raise TypeError(
-                "Argument `layer` of WeightNormalization must be a Keras "
-                f"layer with a kernel ({KERNEL_LAYER_NAMES}). Received: "
-                f"layer={layer!r}"
-            )
+        super().__init__(layer, **kwargs)  # checks that it is a layer
         if kernel_output_axis(layer) is None:
             raise ValueError(
                 "WeightNormalization can wrap only a layer with a kernel "
@@ -116,10 +113,6 @@ class WeightNormalization(keras.layers.Wrapper):
                 f"'{layer.name}' has use_bias=False. Use use_bias=True or "
                 f"data_init=False. Received: data_init={data_init!r}"
             )
-        super().__init__(layer, **kwargs)
-        # g and the offsets are read in float32; the wrapped layer autocasts
-        # the normalized kernel itself under a mixed policy.
-        self.autocast = False
         self.data_init = data_init
         self._output_axis = kernel_output_axis(layer)
         self.g = None
@@ -187,23 +180,15 @@ class WeightNormalization(keras.layers.Wrapper):
             self._call_wrapped(inputs, scale, bias), self.compute_dtype
         )
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
-
     def get_config(self):
         return {**super().get_config(), "data_init": self.data_init}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        # keras.layers.Wrapper.from_config pops "layer" from its argument.
-        return super().from_config(dict(config), custom_objects)
 
     @property
     def v(self):
         """The direction ``v``: the wrapped layer's ``kernel`` variable."""
-        for variable in self.layer.weights:
-            if variable.name == "kernel":
-                return variable
+        kernel = self._wrapped_weight("kernel")
+        if kernel is not None:
+            return kernel
         raise ValueError(
             f"Layer '{self.layer.name}' wrapped by WeightNormalization has no "
             "weight named 'kernel'; build it first."
@@ -228,47 +213,22 @@ class WeightNormalization(keras.layers.Wrapper):
         return kernel, bias
 
     def _call_wrapped(self, inputs, scale, bias, linear=False):
-        """The wrapped layer's call with kernel ``scale * v / ||v||``.
-
-        The wrapped layer runs in a `keras.StatelessScope` in which its
-        kernel reads as the normalized kernel and its bias as ``bias``, so
-        gradients flow to ``g`` and ``v`` on every backend and nothing in
-        the wrapped layer is modified. ``linear=True`` is the data
-        initialization's pass: it leaves out the activation and records no
-        losses (its activity loss, of pre-activations computed inside a
-        cond, is not a loss of the model and would leak out of the cond).
-        """
+        """The wrapped layer's call with kernel ``scale * v / ||v||`` and
+        bias ``bias``, so gradients flow to ``g`` and ``v`` (see
+        `KernelWrapper`). ``linear=True`` is the data initialization's
+        pass: no activation, no losses."""
         kernel_variable = self.v
-        replacements = {
-            id(kernel_variable): norm_ops.weight_normalization(
-                kernel_variable, scale, self._output_axis
+        replacements = [
+            (
+                kernel_variable,
+                norm_ops.weight_normalization(
+                    self._unrounded(kernel_variable), scale, self._output_axis
+                ),
             )
-        }
-        if self.layer.bias is not None:
-            replacements[id(self.layer.bias)] = bias
-        mapping = [
-            (variable, replacements.get(id(variable), variable.value))
-            for variable in self.layer.variables
         ]
-        activation = self.layer.activation
-        if linear:
-            self.layer.activation = None
-        try:
-            # A scope that does not collect losses drops them.
-            with keras.StatelessScope(
-                mapping, collect_losses=not linear, initialize_variables=False
-            ) as scope:
-                outputs = self.layer(inputs)
-        finally:
-            self.layer.activation = activation
-        # The wrapped layer's losses (an activity regularizer) are recorded
-        # as its own, where it would record them unwrapped: the enclosing
-        # stateless scope (JAX's training step) or the layer. Recorded as
-        # this layer's, JAX's training step counted them twice: the wrapped
-        # layer also claims their ids in the enclosing scope.
-        for loss in scope.losses:
-            self.layer.add_loss(loss)
-        return outputs
+        if self.layer.bias is not None:
+            replacements.append((self.layer.bias, bias))
+        return self._call_with_weights(inputs, replacements, linear=linear)
 
     def _initialize_from_data(self, inputs):
         """Data-dependent initialization, once; returns the offsets to use.

@@ -39,6 +39,9 @@ from keras_norms.ops._normalization import (
 from keras_norms.ops._rms_normalization import (
     rms_normalization as rms_normalization,
 )
+from keras_norms.ops._spectral_normalization import (
+    spectral_normalization as spectral_normalization,
+)
 from keras_norms.ops._timestep import moving_average as moving_average
 from keras_norms.ops._timestep import step_statistics as step_statistics
 from keras_norms.ops._timestep import (
@@ -70,4 +73,5 @@ __all__ = [
     "kernel_norm",
     "weight_normalization",
     "rms_normalization",
+    "spectral_normalization",
 ]
