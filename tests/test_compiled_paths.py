@@ -47,7 +47,10 @@ def test_jit_compile_fit_and_predict_equal_eager(name, rng):
     (eager_weights, eager_out), (xla_weights, xla_out) = results
     for eager, compiled in zip(eager_weights, xla_weights, strict=True):
         np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(xla_out, eager_out, rtol=1e-4, atol=1e-5)
+    # Float32 rounding differs between XLA and eager kernels; absolute
+    # differences scale with the outputs (of order 1 to 5 here).
+    scale = max(1.0, float(np.abs(eager_out).max()))
+    np.testing.assert_allclose(xla_out, eager_out, rtol=1e-4, atol=1e-5 * scale)
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="torch.compile")
