@@ -302,6 +302,13 @@ def cases(tiny):
         ("RMS", sequence_sizes(tiny, 256 if not tiny else 4),
          lambda: L.RMSNormalization(),
          lambda: K.RMSNormalization(), "rms_norm", {}, -1),
+        # Keras's writes W / sigma into the kernel and skips sigma in the
+        # gradient; ours divides at each call and differentiates through
+        # sigma (docs/spectral_normalization.md): the same forward work.
+        ("Spectral Dense", dense_sizes(tiny),
+         lambda: L.SpectralNormalization(K.Dense(256 if not tiny else 4)),
+         lambda: K.SpectralNormalization(K.Dense(256 if not tiny else 4)),
+         None, {}, -1),
     ]  # fmt: skip
 
 
