@@ -9,12 +9,15 @@ Submodules:
   normalization into the preceding Dense/convolution layers.
 - `keras_norms.recompute_batch_statistics`: population statistics as
   Ioffe & Szegedy's Algorithm 2 defines them.
+- `keras_norms.callbacks`: `RecomputeBatchStatistics`, the same during
+  `fit` (before validation, at the end of training).
 - `keras_norms.version()`: the installed version.
 
 Import it before loading a saved model that uses its layers: the import
 registers them (as ``keras_norms>BatchNormalization``, ...) with Keras.
 """
 
+from keras_norms import callbacks as callbacks
 from keras_norms import initializers as initializers
 from keras_norms import layers as layers
 from keras_norms import ops as ops
@@ -28,6 +31,7 @@ from keras_norms._version import __version__ as __version__
 from keras_norms._version import version as version
 
 __all__ = [
+    "callbacks",
     "initializers",
     "layers",
     "ops",

@@ -5,9 +5,9 @@ Usage: python scripts/check_api_reference.py SITE_DIR
 `mkdocs build --strict` passes even when mkdocstrings renders a module
 docstring and none of its members, so this reads the built HTML: every
 name in the ``__all__`` of ``keras_norms``, ``keras_norms.layers``,
-``.initializers`` and ``.ops`` must have its own heading (with a parameter
-table where it takes parameters), no page may show a private base class,
-and the pages with formulas must load MathJax.
+``.initializers``, ``.ops`` and ``.callbacks`` must have its own heading
+(with a parameter table where it takes parameters), no page may show a
+private base class, and the pages with formulas must load MathJax.
 """
 
 import pathlib
@@ -22,6 +22,7 @@ MODULES = {
     keras_norms.layers: "layers",
     keras_norms.initializers: "initializers",
     keras_norms.ops: "ops",
+    keras_norms.callbacks: "ops",
 }
 
 

@@ -10,6 +10,7 @@ import keras_norms
 
 EXPORTS = {
     "keras_norms": [
+        "callbacks",
         "fold_batch_normalization",
         "initializers",
         "layers",
@@ -42,6 +43,7 @@ EXPORTS = {
         "calculate_gain",
         "compute_fans",
     ],
+    "keras_norms.callbacks": ["RecomputeBatchStatistics"],
     "keras_norms.ops": [
         "batch_normalization",
         "batch_normalization_training",
@@ -72,6 +74,7 @@ MODULES = {
     "keras_norms.layers": keras_norms.layers,
     "keras_norms.initializers": keras_norms.initializers,
     "keras_norms.ops": keras_norms.ops,
+    "keras_norms.callbacks": keras_norms.callbacks,
 }
 
 

@@ -1,0 +1,7 @@
+"""Keras callbacks: population statistics recomputed during `fit`."""
+
+from keras_norms._callbacks import (
+    RecomputeBatchStatistics as RecomputeBatchStatistics,
+)
+
+__all__ = ["RecomputeBatchStatistics"]
