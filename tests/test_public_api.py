@@ -10,6 +10,7 @@ import keras_norms
 
 EXPORTS = {
     "keras_norms": [
+        "convert_normalization",
         "fold_batch_normalization",
         "initializers",
         "layers",
