@@ -145,6 +145,11 @@ def convert_normalization(
     return (converted, report) if return_report else converted
 
 
+def _public_name(to, name):
+    package = "keras_norms.layers" if to == "keras_norms" else "keras.layers"
+    return f"{package}.{name}"
+
+
 def _classes(name, to):
     """(source class, target class) of the class named ``name``."""
     ours = getattr(norm_layers, name)
@@ -200,7 +205,7 @@ def _overrides_per_class(to, overrides):
         unknown = sorted(set(arguments) - _accepted(cls))
         if unknown:
             raise TypeError(
-                f"convert_normalization: {cls.__module__}.{name} (to={to!r}) "
+                f"convert_normalization: {_public_name(to, name)} "
                 f"takes no argument `{unknown[0]}`. Received: "
                 f"{name}={arguments!r}"
             )
@@ -283,6 +288,11 @@ def _reason_not_convertible(layer, config, to):
                 f"keras.layers.{type(layer).__name__} has no argument "
                 f"`{key}` (it has {key}={config.get(key)!r})"
             )
+    if "momentum" in config and config["momentum"] is None:
+        return (
+            "momentum=None (the cumulative average of the batch statistics): "
+            "Keras's momentum must be a number"
+        )
     if config.get("synchronized") and keras.backend.backend() != "tensorflow":
         return (
             "synchronized=True: Keras synchronizes batch statistics only on "
