@@ -61,7 +61,7 @@ def convert_normalization(
       synchronizes only under ``tf.distribute``).
 
     ``SpectralNormalization`` is kept in both directions (and reported):
-    Keras's computes with the kernel as stored, ours with $W / \\sigma$ at
+    Keras's computes with the kernel as stored, ours with $W / \sigma$ at
     every call, so the same weights give different outputs; build the
     wrapper you want in the model's code.
 
