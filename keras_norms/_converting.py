@@ -4,6 +4,7 @@ swapped for keras-norms' (or back)."""
 import warnings
 
 import keras
+import numpy as np
 
 from keras_norms import layers as norm_layers
 from keras_norms._model_rewriting import layer_graph
@@ -314,4 +315,6 @@ def _copy_weights(layer, clone):
                 "(an override removed it?). Converted config: "
                 f"{clone.get_config()}"
             )
-        target.assign(weight)
+        # A copy: on JAX an assigned array is shared, and a jitted call that
+        # donates one model's buffers would delete the other's.
+        target.assign(np.array(keras.ops.convert_to_numpy(weight.value)))

@@ -96,6 +96,14 @@ def test_each_class_both_ways(rng, name):
     assert isinstance(ours, keras.Sequential)
     _assert_same_outputs(original, ours, x)
     _assert_same_weights(original, ours)
+    # Compiled calls too (on JAX they donate buffers: shared ones would be
+    # deleted under the other model).
+    np.testing.assert_allclose(
+        original.predict(x, verbose=0),
+        ours.predict(x, verbose=0),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
     back, report = _convert(ours, to="keras")
     assert type(back.layers[0]) is getattr(keras.layers, name)
