@@ -5,6 +5,8 @@ Submodules:
 - `keras_norms.layers`: the layers (drop-ins for Keras's, and more).
 - `keras_norms.ops`: the pure functional core the layers share.
 - `keras_norms.initializers`: Xavier/Glorot and He/Kaiming, as in the papers.
+- `keras_norms.convert_normalization`: swap Keras's normalization layers in
+  a model for ours, or back.
 - `keras_norms.fold_batch_normalization`: merge inference-mode batch
   normalization into the preceding Dense/convolution layers.
 - `keras_norms.recompute_batch_statistics`: population statistics as
@@ -21,6 +23,9 @@ from keras_norms import callbacks as callbacks
 from keras_norms import initializers as initializers
 from keras_norms import layers as layers
 from keras_norms import ops as ops
+from keras_norms._converting import (
+    convert_normalization as convert_normalization,
+)
 from keras_norms._folding import (
     fold_batch_normalization as fold_batch_normalization,
 )
@@ -35,6 +40,7 @@ __all__ = [
     "initializers",
     "layers",
     "ops",
+    "convert_normalization",
     "fold_batch_normalization",
     "recompute_batch_statistics",
     "version",

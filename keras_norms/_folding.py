@@ -12,6 +12,8 @@ from keras_norms._kernel_layers import KERNEL_LAYER_NAMES
 from keras_norms._kernel_layers import KERNEL_LAYERS
 from keras_norms._kernel_layers import kernel_output_axis
 from keras_norms._kernel_layers import output_channel_axis
+from keras_norms._model_rewriting import layer_graph
+from keras_norms._model_rewriting import rewrite_model
 from keras_norms.layers import BatchNormalization
 
 # Exact classes: a subclass may compute something else (per-step statistics,
@@ -111,7 +113,12 @@ def fold_batch_normalization(
 
 
 def _fold(model, prefix, report):
-    graph = _layer_graph(model)
+    graph = layer_graph(
+        model,
+        "fold_batch_normalization",
+        "Build the same network with the functional API (or "
+        "keras.Sequential), copy the weights, and fold that.",
+    )
     plan = _plan(graph, prefix, report)
     clones = []
 
@@ -132,52 +139,18 @@ def _fold(model, prefix, report):
             return args[0]
         return layer(*args, **kwargs)
 
-    if isinstance(model, keras.Sequential):
-        new_model = _rebuild_sequential(model, clone_function, plan)
-    else:
-        new_model = keras.models.clone_model(
-            model, clone_function=clone_function, call_function=call_function
-        )
-        # clone_model compiles the copy of a compiled model from Keras 3.9
-        # on; Keras 3.8 leaves it uncompiled.
-        if model.compiled and not new_model.compiled:
-            new_model.compile_from_config(model.get_compile_config())
+    new_model = rewrite_model(
+        model,
+        clone_function,
+        call_function=call_function,
+        dropped=plan.batch_normalizations,
+    )
     for layer, clone in clones:
         if id(layer) in plan.targets:
             _assign_folded_weights(layer, plan.targets[id(layer)], clone)
         else:
             clone.set_weights(layer.get_weights())
     return new_model
-
-
-def _layer_graph(model):
-    """The functional graph of ``model`` (for a Sequential: its inner one)."""
-    # Imported here: keras.src is private, and only needed for this check.
-    from keras.src.models.functional import Functional
-
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "fold_batch_normalization expects a keras.Model (Sequential or "
-            f"functional). Received: model of class {type(model).__name__}"
-        )
-    if isinstance(model, keras.Sequential):
-        graph = getattr(model, "_functional", None)
-        if not model.built or graph is None:
-            raise ValueError(
-                f"Sequential model '{model.name}' is not built: its layers "
-                "have no weights to fold yet. Start it with keras.Input(...) "
-                "or call it on data first."
-            )
-        return graph
-    if not isinstance(model, Functional):
-        raise TypeError(
-            "fold_batch_normalization can rewrite only Sequential and "
-            "functional models, whose layer graph it can read; received a "
-            f"subclassed model of class {type(model).__name__} "
-            f"('{model.name}'). Build the same network with the functional "
-            "API (or keras.Sequential), copy the weights, and fold that."
-        )
-    return model
 
 
 class _Plan:
@@ -266,28 +239,6 @@ def _fold_partner(node, producers, uses, calls):
             f"the output of '{layer.name}'"
         )
     return layer, None
-
-
-def _rebuild_sequential(model, clone_function, plan):
-    inputs = model.inputs[0]
-    layers = [
-        clone_function(layer)
-        for layer in model.layers
-        if id(layer) not in plan.batch_normalizations
-    ]
-    new_model = keras.Sequential(
-        [
-            keras.Input(
-                batch_shape=inputs.shape, dtype=inputs.dtype, name=inputs.name
-            )
-        ]
-        + layers,
-        name=model.name,
-        trainable=model.trainable,
-    )
-    if model.compiled:
-        new_model.compile_from_config(model.get_compile_config())
-    return new_model
 
 
 def _assign_folded_weights(layer, bn, clone):

@@ -11,6 +11,7 @@ import keras_norms
 EXPORTS = {
     "keras_norms": [
         "callbacks",
+        "convert_normalization",
         "fold_batch_normalization",
         "initializers",
         "layers",
