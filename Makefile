@@ -60,11 +60,12 @@ $(OLDEST_STAMP): pyproject.toml constraints-oldest.txt
 		$(PIP_ARGS) -e ".[jax]" --group test scikit-learn
 	touch $(OLDEST_STAMP)
 
-# (The property tests are left to `make test`: they exercise the same ops
-# as the oracle tests, and cost minutes on JAX.)
+# (The property tests and the slow ones, learning runs and whole
+# keras.applications models, are left to `make test`: they exercise the
+# same code as the fast tests, and cost minutes on JAX.)
 test-oldest: $(OLDEST_STAMP)
 	KERAS_BACKEND=jax $(OLDEST_BIN)/python -m pytest -q -p no:cacheprovider \
-		--ignore=tests/test_ops_properties.py
+		--ignore=tests/test_ops_properties.py -m "not slow"
 
 # The site, strict, then a check that the API pages show every public name.
 docs: $(STAMP)

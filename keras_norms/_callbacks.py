@@ -131,6 +131,9 @@ class RecomputeBatchStatistics(keras.callbacks.Callback):
     def _recompute(self, moment):
         verbose = self._verbosity()
         start = time.perf_counter()
+        # Keras before 3.9 gives predict a History of its own and sets it
+        # as model.history, which fit then returns (empty): keep fit's.
+        history = getattr(self.model, "history", None)
         report = recompute_batch_statistics(
             self.model,
             self.x,
@@ -138,6 +141,8 @@ class RecomputeBatchStatistics(keras.callbacks.Callback):
             steps=self.steps,
             verbose=1 if verbose == 1 else 0,
         )
+        if history is not None:
+            self.model.history = history
         seconds = time.perf_counter() - start
         if verbose:
             batches = max(report.values(), default=0)

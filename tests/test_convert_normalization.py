@@ -256,7 +256,10 @@ def test_to_keras_keeps_what_keras_cannot_compute(rng):
     assert "momentum=None" in kept["cumulative"]
     assert "unbiased_moving_variance=True" in kept["unbiased"]
     assert "virtual_batch_size=2" in kept["ghost"]
-    assert "unit_offset=True" in kept["offset"]
+    if hasattr(keras.layers, "RMSNormalization"):
+        assert "unit_offset=True" in kept["offset"]
+    else:  # Keras 3.8
+        assert "no counterpart" in kept["offset"]
     assert "no counterpart" in kept["lrn"]
     assert "no counterpart" in kept["instance"]
     assert report["converted"]["BatchNormalization"] == ["plain"]
@@ -399,6 +402,7 @@ def _count(model, cls):
     return sum(type(layer) is cls for layer in model.layers)
 
 
+@pytest.mark.slow
 def test_architecture(architecture, tmp_path):
     name, original, x = architecture
     start = time.perf_counter()
