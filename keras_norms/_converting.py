@@ -9,6 +9,7 @@ import numpy as np
 from keras_norms import layers as norm_layers
 from keras_norms._model_rewriting import layer_graph
 from keras_norms._model_rewriting import rewrite_model
+from keras_norms.native import dispatch
 
 # The classes both packages have; Keras 3.8 lacks some (RMSNormalization).
 CLASS_NAMES = tuple(
@@ -294,12 +295,19 @@ def _reason_not_convertible(layer, config, to):
             "momentum=None (the cumulative average of the batch statistics): "
             "Keras's momentum must be a number"
         )
-    if config.get("synchronized") and keras.backend.backend() != "tensorflow":
+    if config.get("synchronized") and not _keras_synchronizes():
         return (
             "synchronized=True: Keras synchronizes batch statistics only on "
-            f"TensorFlow, and the backend is {keras.backend.backend()}"
+            "TensorFlow (under tf.distribute), not on this backend"
         )
     return None
+
+
+@dispatch("keras_synchronizes_batch_statistics", fast_path=False)
+def _keras_synchronizes():
+    """Whether ``keras.layers.BatchNormalization(synchronized=True)``
+    synchronizes on the running backend (TensorFlow's override: yes)."""
+    return False
 
 
 def _copy_weights(layer, clone):

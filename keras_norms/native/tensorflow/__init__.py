@@ -8,6 +8,9 @@ from keras_norms.native.tensorflow.checks import (
 from keras_norms.native.tensorflow.distributed import (
     cross_replica_all_gather as cross_replica_all_gather,
 )
+from keras_norms.native.tensorflow.distributed import (
+    keras_synchronizes_batch_statistics as keras_synchronizes_batch_statistics,
+)
 from keras_norms.native.tensorflow.gradients import (
     custom_gradient as custom_gradient,
 )

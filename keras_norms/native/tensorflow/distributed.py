@@ -17,3 +17,9 @@ def cross_replica_all_gather():
         return context.all_gather(tensor[None], axis=0)
 
     return all_gather
+
+
+def keras_synchronizes_batch_statistics():
+    """keras.layers.BatchNormalization(synchronized=True) synchronizes
+    here (under tf.distribute); on the other backends it does not."""
+    return True
