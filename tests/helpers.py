@@ -77,6 +77,14 @@ def save_and_load(model, tmp_path, name="model.keras"):
     return keras.saving.load_model(path)
 
 
+def assert_same_weights(model, loaded):
+    """The loaded model has the same weights, by name and value, in the
+    same order."""
+    for before, after in zip(model.weights, loaded.weights, strict=True):
+        assert before.name == after.name
+        np.testing.assert_array_equal(to_numpy(before), to_numpy(after))
+
+
 def sequences_with_step_statistics(rng, batch, time=6, features=3):
     """``(batch, time, features)`` float32 data whose mean and spread
     change with the step (step ``t``: mean ``-t``, std ``1 + t``)."""

@@ -12,6 +12,7 @@ from keras_norms.layers import SpectralNormalization
 import reference
 import reference_spectral
 from helpers import BACKEND
+from helpers import assert_same_weights
 from helpers import float64_enabled
 from helpers import save_and_load
 from helpers import to_numpy
@@ -632,9 +633,7 @@ def test_save_and_load_round_trip(rng, tmp_path):
     np.testing.assert_allclose(
         to_numpy(loaded(data, training=False)), expected, rtol=1e-6, atol=1e-6
     )
-    for before, after in zip(model.weights, loaded.weights, strict=True):
-        assert before.name == after.name
-        np.testing.assert_array_equal(to_numpy(before), to_numpy(after))
+    assert_same_weights(model, loaded)
 
 
 def test_config_round_trip():

@@ -12,6 +12,7 @@ import reference
 import reference_folding
 from helpers import BACKEND
 from helpers import KERAS_VERSION
+from helpers import assert_same_weights
 from helpers import float64_enabled
 from helpers import save_and_load
 from helpers import skip_unless_channels_first_convolutions_run
@@ -288,9 +289,7 @@ def test_save_and_load_round_trip(rng, tmp_path):
     np.testing.assert_allclose(
         to_numpy(loaded(data, training=False)), expected, rtol=1e-6, atol=1e-6
     )
-    for before, after in zip(model.weights, loaded.weights, strict=True):
-        assert before.name == after.name
-        np.testing.assert_array_equal(to_numpy(before), to_numpy(after))
+    assert_same_weights(model, loaded)
     # The saved flag stops a second data initialization after loading.
     offsets = to_numpy(loaded.layers[1].g_offset)
     loaded(rng.normal(5.0, 3.0, data.shape).astype("float32"), training=True)
