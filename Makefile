@@ -7,8 +7,9 @@
 #               that the API reference shows every public name
 #   make dist   build the sdist and wheel into dist/ and check them (twine)
 #   make tutorials        run every tutorial at full size (the docs figures)
-#   make bench  time every layer against Keras core and native kernels,
-#               then render docs/benchmarks.md (machine otherwise idle)
+#   make bench  time every layer and whole models (ResNet50, folding)
+#               against Keras core and native kernels, then render
+#               docs/benchmarks.md (machine otherwise idle)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -79,11 +80,13 @@ dist: $(STAMP)
 	$(BIN)/python -m build --quiet --outdir dist .
 	$(BIN)/twine check --strict dist/*
 
-# Speed of every layer against Keras core and the native kernels (machine
-# otherwise idle!), the results page in docs/, and large-mean accuracy.
+# Speed of every layer against Keras core and the native kernels, of whole
+# models (training step, folding), the results page in docs/, and
+# large-mean accuracy (machine otherwise idle!).
 bench: $(STAMP)
 	for backend in tensorflow jax torch; do \
 		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_layers.py && \
+		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_models.py && \
 		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/large_mean_accuracy.py \
 		|| exit 1; \
 	done
@@ -94,6 +97,8 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	for backend in tensorflow jax torch; do \
 		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_layers.py \
+		--tiny && \
+		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_models.py \
 		--tiny || exit 1; \
 	done
 

@@ -388,6 +388,18 @@ def _format_row(row):
     return f"{row['layer']:<13} {shape:<18} {ms}  {ratios}{memory}"
 
 
+def run_information(repeats):
+    """Where and when a benchmark ran, for its results file."""
+    return {
+        "backend": BACKEND,
+        "keras": keras.__version__,
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+        "repeats": repeats,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=21)
@@ -406,15 +418,7 @@ def main():
         if args.only and args.only.lower() not in case[0].lower():
             continue
         rows += run_case(case, args.repeats, rng)
-    result = {
-        "backend": BACKEND,
-        "keras": keras.__version__,
-        "machine": f"{platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs",
-        "date": time.strftime("%Y-%m-%d"),
-        "repeats": args.repeats,
-        "rows": rows,
-    }
+    result = {**run_information(args.repeats), "rows": rows}
     output = args.output
     if output is None and not args.tiny and not args.only:
         os.makedirs(RESULTS, exist_ok=True)

@@ -51,10 +51,10 @@ backends and renders this page).
 """
 
 
-def load():
+def load(prefix=""):
     results = {}
     for backend in BACKENDS:
-        path = os.path.join(HERE, "results", f"{backend}.json")
+        path = os.path.join(HERE, "results", f"{prefix}{backend}.json")
         if os.path.exists(path):
             with open(path) as f:
                 results[backend] = json.load(f)
@@ -94,6 +94,86 @@ def table(result):
             f"{fmt(row.get('vs_native'))} | {memory_text} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def run_line(result, script):
+    return (
+        f"{result['backend']}: Keras {result['keras']}, {result['machine']}, "
+        f"{result['date']}, {result['repeats']} rounds, "
+        f"`KERAS_BACKEND={result['backend']} python benchmarks/{script}`"
+    )
+
+
+def training_table(model_results, only=None):
+    """Training step of whole models, Keras core's layers vs converted."""
+    lines = [
+        "| backend | model | input | ours ms | core ms | ours / core | "
+        "memory MiB ours / core | memory ours / core |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, result in model_results.items():
+        for row in result["training"]:
+            if only and row["model"] != only:
+                continue
+            ms, memory = row["median_ms"], row.get("temporary_MiB")
+            lines.append(
+                f"| {backend} | {row['model']} | "
+                f"{'×'.join(map(str, row['shape']))} | {fmt(ms['ours'])} | "
+                f"{fmt(ms['core'])} | {fmt(row['vs_core'])} | "
+                + (
+                    f"{fmt(memory['ours'], 1)} / {fmt(memory['core'], 1)} | "
+                    if memory
+                    else "– | "
+                )
+                + f"{fmt(row.get('memory_vs_core'))} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def folding_table(model_results):
+    lines = [
+        "| backend | model | input | BN folded | BN not folded | "
+        "original ms | folded ms | speed-up | max abs difference |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, result in model_results.items():
+        for row in result["folding"]:
+            ms = row["median_ms"]
+            lines.append(
+                f"| {backend} | {row['model']} | "
+                f"{'×'.join(map(str, row['shape']))} | {row['folded']} | "
+                f"{row['not_folded']} | {fmt(ms['original'])} | "
+                f"{fmt(ms['folded'])} | {fmt(row['speedup'])} | "
+                f"{row['max_difference']:.1e} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def models_section(model_results):
+    runs = "\n".join(
+        f"- {run_line(r, 'bench_models.py')}" for r in model_results.values()
+    )
+    return f"""## Whole models
+
+A training step (`train_on_batch`: forward, backward and an SGD update) of
+a model built with Keras core's layers, against the same model converted
+with `keras_norms.convert_normalization` (same graph and weights; only the
+normalization layers differ), measured with `benchmarks/bench_models.py`.
+ResNet50 is `keras.applications.ResNet50(weights=None)` at 64×64 with 10
+classes; the conv net is 3 × Conv–norm–ReLU. Memory as above (JAX: the
+compiled gradient of the loss; torch: the peak during one step).
+
+{runs}
+
+{training_table(model_results)}
+### Folding batch normalization for inference
+
+`predict_on_batch` latency of each model (converted, with random moving
+statistics) before and after `keras_norms.fold_batch_normalization`, with
+the report's counts. DenseNet121's batch normalization layers that follow
+a concatenation have no single linear layer to fold into.
+
+{folding_table(model_results)}"""
 
 
 def plot(results, path):
@@ -152,6 +232,21 @@ def main():
         analysis = f.read()
     tables = "\n".join(table(r) for r in results.values())
     page = f"{INTRODUCTION}\n{analysis}\n{tables}"
+    model_results = load("models_")
+    if model_results:
+        page += "\n" + models_section(model_results)
+        # The ResNet50 rows, which the existing-models guide includes.
+        os.makedirs(os.path.join(DOCS, "generated"), exist_ok=True)
+        with open(os.path.join(DOCS, "generated", "resnet50.md"), "w") as f:
+            f.write(
+                training_table(model_results, only="ResNet50")
+                + "\n"
+                + "\n".join(
+                    f"- {run_line(r, 'bench_models.py')}"
+                    for r in model_results.values()
+                )
+                + "\n"
+            )
     with open(os.path.join(DOCS, "benchmarks.md"), "w") as f:
         f.write(page)
     print("wrote docs/benchmarks.md and docs/img/benchmark_cost.png")

@@ -1,0 +1,308 @@
+"""Whole models: a training step with Keras core's normalization layers
+against the same model converted to keras-norms' layers, and inference
+before and after folding batch normalization. One process per backend,
+interleaved:
+
+    KERAS_BACKEND=jax python benchmarks/bench_models.py
+    KERAS_BACKEND=jax python benchmarks/bench_models.py --tiny   # CI smoke
+
+- **Training step**: ``model.train_on_batch`` (SGD, sparse cross-entropy),
+  compiled the way ``fit`` compiles it on each backend, for
+  ``keras.applications.ResNet50`` (``weights=None``, 64x64 inputs, batch
+  16, 10 classes; built locally, nothing downloaded) and for a small conv
+  net (3 x Conv-norm-ReLU on 32x28x28x16) with batch, group and layer
+  normalization. The keras-norms model is
+  ``keras_norms.convert_normalization(core_model)``: the same graph and
+  weights, only the normalization layers differ.
+- **Memory**: on JAX the temporary memory of the compiled gradient of the
+  training loss (XLA ``memory_analysis``); on torch the peak of the memory
+  allocated during one ``train_on_batch`` (torch profiler).
+- **Folding**: ``predict_on_batch`` latency of ResNet50, MobileNetV2,
+  DenseNet121 and EfficientNetB0 (64x64, batch 16), converted, with random
+  moving statistics, against ``fold_batch_normalization`` of it, with the
+  report's counts and the largest output difference.
+
+Ratios are medians over rounds of the per-round ratio (the candidates take
+turns within a round). Results go to
+``benchmarks/results/models_<backend>.json``; ``render_results.py`` puts
+them on the results page.
+"""
+
+import argparse
+import json
+import os
+import statistics
+
+import keras
+import numpy as np
+from bench_layers import BACKEND
+from bench_layers import RESULTS
+from bench_layers import _with_torch_peak_bytes
+from bench_layers import interleaved
+from bench_layers import run_information
+
+import keras_norms
+
+CLASSES = 10
+
+
+# --- Models -----------------------------------------------------------------
+
+
+def conv_net(norm, input_shape):
+    """3 x Conv-norm-ReLU with Keras core's ``norm`` layers, and a head."""
+    layers = [keras.Input(input_shape[1:])]
+    for _ in range(3):
+        layers += [
+            keras.layers.Conv2D(input_shape[-1], 3, padding="same"),
+            norm(),
+            keras.layers.ReLU(),
+        ]
+    layers += [
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(CLASSES),
+    ]
+    return keras.Sequential(layers)
+
+
+CONV_NET_NORMS = {
+    "BN": keras.layers.BatchNormalization,
+    "GN": lambda: keras.layers.GroupNormalization(groups=4),
+    "LN": keras.layers.LayerNormalization,
+}
+
+APPLICATIONS = {
+    "ResNet50": keras.applications.ResNet50,
+    "MobileNetV2": keras.applications.MobileNetV2,
+    "DenseNet121": keras.applications.DenseNet121,
+    "EfficientNetB0": keras.applications.EfficientNetB0,
+}
+
+
+def application(name, size):
+    return APPLICATIONS[name](
+        weights=None,
+        input_shape=(size, size, 3),
+        classes=CLASSES,
+        classifier_activation=None,  # logits, as the loss expects
+    )
+
+
+def training_cases(tiny):
+    """(name, input shape, a function building the Keras core model)."""
+    conv_shape = (2, 8, 8, 8) if tiny else (32, 28, 28, 16)
+    cases = [
+        (
+            f"conv net {norm}",
+            conv_shape,
+            lambda n=norm: conv_net(CONV_NET_NORMS[n], conv_shape),
+        )
+        for norm in CONV_NET_NORMS
+    ]
+    # Left out of the smoke run: compiling it takes a minute on JAX, and
+    # it runs the same code as the conv nets.
+    if not tiny:
+        cases.append(
+            ("ResNet50", (16, 64, 64, 3), lambda: application("ResNet50", 64))
+        )
+    return cases
+
+
+# --- Training step ----------------------------------------------------------
+
+
+def training_step(model, x, y):
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+    def step():
+        keras.ops.convert_to_numpy(
+            model.train_on_batch(x, y, return_dict=True)["loss"]
+        )
+
+    if BACKEND == "torch":
+        return _with_torch_peak_bytes(step)
+    if BACKEND == "jax":
+        step.temporary_bytes = _jax_gradient_temporary_bytes(model, x, y)
+    return step
+
+
+def _jax_gradient_temporary_bytes(model, x, y):
+    """XLA's temporary memory for the gradient of the training loss."""
+    import jax
+    import jax.numpy as jnp
+
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    x, y = jnp.asarray(x), jnp.asarray(y)
+
+    def loss(trainable, non_trainable, x, y):
+        logits, non_trainable = model.stateless_call(
+            trainable, non_trainable, x, training=True
+        )
+        log_probabilities = jax.nn.log_softmax(logits)
+        picked = jnp.take_along_axis(log_probabilities, y[:, None], axis=1)
+        return -jnp.mean(picked), non_trainable
+
+    gradient = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    compiled = gradient.lower(trainable, non_trainable, x, y).compile()
+    try:
+        return int(compiled.memory_analysis().temp_size_in_bytes)
+    except Exception:  # not every XLA client reports it
+        return None
+
+
+def run_training_case(case, repeats, rng):
+    name, shape, build = case
+    core = build()
+    ours = keras_norms.convert_normalization(core)
+    x = rng.normal(size=shape).astype("float32")
+    y = rng.integers(0, CLASSES, size=shape[0]).astype("int32")
+    steps = {
+        "ours": training_step(ours, x, y),
+        "core": training_step(core, x, y),
+    }
+    times = interleaved(steps, repeats)
+    row = {
+        "model": name,
+        "shape": list(shape),
+        "median_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
+        "vs_core": statistics.median(
+            a / b for a, b in zip(times["ours"], times["core"], strict=True)
+        ),
+    }
+    memory = {k: getattr(s, "temporary_bytes", None) for k, s in steps.items()}
+    if all(v is not None for v in memory.values()):
+        row["temporary_MiB"] = {k: v / 2**20 for k, v in memory.items()}
+        row["memory_vs_core"] = memory["ours"] / memory["core"]
+    print(
+        f"{name:<16} {str(tuple(shape)):<18} "
+        + "  ".join(f"{k} {v:8.2f} ms" for k, v in row["median_ms"].items())
+        + f"  vs core {row['vs_core']:.2f}"
+        + (
+            f"  memory vs core {row['memory_vs_core']:.2f}"
+            if "memory_vs_core" in row
+            else ""
+        ),
+        flush=True,
+    )
+    return row
+
+
+# --- Folding ----------------------------------------------------------------
+
+
+def folding_cases(tiny):
+    """(name, input shape, a function building the Keras core model)."""
+    if tiny:
+        shape = (2, 8, 8, 3)
+        return [
+            (
+                "conv net BN",
+                shape,
+                lambda: conv_net(CONV_NET_NORMS["BN"], shape),
+            )
+        ]
+    return [
+        (name, (16, 64, 64, 3), lambda name=name: application(name, 64))
+        for name in APPLICATIONS
+    ]
+
+
+def randomize_statistics(model, rng):
+    """Moving statistics that are not the initial 0 / 1, so that folding
+    has something to fold."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras_norms.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, channels))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, channels))
+
+
+def run_folding_case(case, repeats, rng):
+    name, shape, build = case
+    model = keras_norms.convert_normalization(build())
+    randomize_statistics(model, rng)
+    folded, report = keras_norms.fold_batch_normalization(
+        model, return_report=True
+    )
+    x = rng.normal(size=shape).astype("float32")
+
+    def predictor(m):
+        def step():
+            return keras.ops.convert_to_numpy(m.predict_on_batch(x))
+
+        return step
+
+    steps = {"original": predictor(model), "folded": predictor(folded)}
+    difference = float(np.max(np.abs(steps["original"]() - steps["folded"]())))
+    times = interleaved(steps, repeats)
+    row = {
+        "model": name,
+        "shape": list(shape),
+        "folded": len(report["folded"]),
+        "not_folded": len(report["not_folded"]),
+        "median_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
+        "speedup": statistics.median(
+            a / b
+            for a, b in zip(times["original"], times["folded"], strict=True)
+        ),
+        "max_difference": difference,
+    }
+    print(
+        f"fold {name:<15} folded {row['folded']:3d}, not folded "
+        f"{row['not_folded']:3d}  "
+        + "  ".join(f"{k} {v:8.2f} ms" for k, v in row["median_ms"].items())
+        + f"  speed-up {row['speedup']:.2f}  max |diff| {difference:.1e}",
+        flush=True,
+    )
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--tiny", action="store_true", help="CI smoke run")
+    parser.add_argument("--only", help="run models whose name contains this")
+    parser.add_argument("--output", help="JSON path (default: results/)")
+    args = parser.parse_args()
+    if args.tiny:
+        args.repeats = min(args.repeats, 2)
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    print(
+        f"backend {BACKEND}, keras {keras.__version__}, {args.repeats} rounds"
+    )
+
+    def selected(name):
+        return not args.only or args.only.lower() in name.lower()
+
+    training = [
+        run_training_case(case, args.repeats, rng)
+        for case in training_cases(args.tiny)
+        if selected(case[0])
+    ]
+    folding = [
+        run_folding_case(case, args.repeats, rng)
+        for case in folding_cases(args.tiny)
+        if selected(case[0])
+    ]
+    result = {
+        **run_information(args.repeats),
+        "training": training,
+        "folding": folding,
+    }
+    output = args.output
+    if output is None and not args.tiny and not args.only:
+        os.makedirs(RESULTS, exist_ok=True)
+        output = os.path.join(RESULTS, f"models_{BACKEND}.json")
+    if output:
+        with open(output, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
