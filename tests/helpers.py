@@ -12,6 +12,25 @@ BACKEND = keras.backend.backend()
 KERAS_VERSION = tuple(int(part) for part in keras.__version__.split(".")[:2])
 
 
+def jax_multi_process_unavailable():
+    """Why ``model.fit`` under DataParallel cannot run across JAX processes
+    on CPU here (each process feeding its own shard), or None."""
+    import jax
+
+    if "jax_cpu_collectives_implementation" not in jax.config.values:
+        return f"jax {jax.__version__}: no collectives between CPU processes"
+    # Keras 3.11 (keras-team/keras#21430) lets fit take arrays already
+    # sharded over the processes (DataParallel(auto_shard_dataset=False));
+    # before, only tf.data datasets (checked: 3.10 refuses, 3.11 runs it).
+    if KERAS_VERSION < (3, 11):
+        return (
+            f"Keras {keras.__version__}: fit under a multi-process "
+            "distribution takes only tf.data datasets (Keras >= 3.11 "
+            "takes per-process arrays)"
+        )
+    return None
+
+
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 

@@ -4,6 +4,10 @@ In-process: the cross-replica combination against the full-batch oracle,
 with a simulated gather. Multi-replica, on the real engines (each in a
 subprocess, on the backend it concerns): tf.distribute MirroredStrategy,
 torch.distributed with gloo, keras.distribution.DataParallel on JAX.
+Across processes (each script starts its own processes on 127.0.0.1):
+MultiWorkerMirroredStrategy with two TF_CONFIG workers, and DataParallel
+over two ``jax.distributed`` processes (torch's script already runs in
+three processes).
 """
 
 import os
@@ -19,6 +23,7 @@ from keras_norms.layers import BatchNormalization
 
 import reference
 from helpers import BACKEND
+from helpers import jax_multi_process_unavailable
 from helpers import to_numpy
 
 SCRIPTS = {
@@ -28,18 +33,47 @@ SCRIPTS = {
 }
 
 
-def test_multi_replica_engine_matches_full_batch():
-    script = os.path.join(
-        os.path.dirname(__file__), "distributed", SCRIPTS[BACKEND]
-    )
+# Scripts that start several processes themselves (torch's above does).
+MULTI_PROCESS_SCRIPTS = {
+    "tensorflow": "tf_multi_worker.py",
+    "jax": "jax_multi_process.py",
+}
+
+
+def _run_script(name, timeout):
+    script = os.path.join(os.path.dirname(__file__), "distributed", name)
     result = subprocess.run(
         [sys.executable, script],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "OK" in result.stdout
+
+
+def test_multi_replica_engine_matches_full_batch():
+    _run_script(SCRIPTS[BACKEND], timeout=600)
+
+
+def _multi_process_unavailable():
+    """Why the multi-process script cannot run here, or None."""
+    if BACKEND not in MULTI_PROCESS_SCRIPTS:
+        return f"{SCRIPTS[BACKEND]} already runs in several processes"
+    if BACKEND == "jax":
+        return jax_multi_process_unavailable()
+    return None
+
+
+MULTI_PROCESS_UNAVAILABLE = _multi_process_unavailable()
+
+
+@pytest.mark.skipif(
+    MULTI_PROCESS_UNAVAILABLE is not None, reason=str(MULTI_PROCESS_UNAVAILABLE)
+)
+def test_multi_process_engine_matches_full_batch():
+    # Each worker's own timeout is 240 s; this one is the backstop.
+    _run_script(MULTI_PROCESS_SCRIPTS[BACKEND], timeout=300)
 
 
 # (Unequal counts in every case: with equal ones a missing count weight

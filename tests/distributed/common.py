@@ -2,6 +2,8 @@
 subprocesses by tests/test_synchronized_batch_normalization.py)."""
 
 import os
+import socket
+import subprocess
 import sys
 
 import numpy as np
@@ -98,3 +100,48 @@ def check_recomputed(layer, x, batch_size, report):
     mean, variance = population_expected(x, batch_size)
     check("recomputed mean", np.asarray(layer.moving_mean), mean)
     check("recomputed variance", np.asarray(layer.moving_variance), variance)
+
+
+def free_ports(count):
+    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def run_workers(script, environments, timeout=240):
+    """Run ``script --worker`` once per environment (all at once), each
+    with ``os.environ`` updated by it. Prints each worker's last line,
+    or its output if it failed. Returns True if every worker succeeded;
+    on a timeout the workers are killed."""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, script, "--worker"],
+            env={**os.environ, **environment},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for environment in environments
+    ]
+    succeeded = True
+    for index, worker in enumerate(workers):
+        try:
+            output, _ = worker.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other in workers:
+                other.kill()
+            output, _ = worker.communicate()
+            output += f"\n(killed after {timeout} s)"
+        if worker.returncode == 0:
+            print(output.strip().splitlines()[-1])
+        else:
+            succeeded = False
+            print(f"--- worker {index} exited {worker.returncode}:")
+            print(output[-6000:])
+    return succeeded
