@@ -56,13 +56,14 @@ class RecomputeBatchStatistics(keras.callbacks.Callback):
     raised at the start of `fit` (before any training).
 
     Args:
-        x: The data to recompute from, in any form `keras.Model.predict`
-            takes (arrays, a `tf.data.Dataset`, a `keras.utils.PyDataset`,
-            ...); targets are ignored. Usually the training data.
+        x (array | Dataset | PyDataset | Iterator): The data to recompute from,
+            in any form `keras.Model.predict` takes (arrays, a
+            `tf.data.Dataset`, a `keras.utils.PyDataset`, ...); targets are
+            ignored. Usually the training data.
         batch_size: Samples per batch for array inputs (default 32). Use
             the training batch size: batch statistics depend on it.
-        steps: Number of batches to draw per run (default: all of ``x``).
-            A few hundred batches are usually enough.
+        steps (int | None): Number of batches to draw per run (default: all of
+            ``x``). A few hundred batches are usually enough.
         when: ``"validation"``, ``"end"`` or ``"both"``.
         verbose: ``"auto"`` (follow `fit`'s ``verbose``: quiet under
             ``verbose=0``), 0 (silent), 1 (progress bar and a line) or 2

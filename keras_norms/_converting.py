@@ -95,13 +95,13 @@ def convert_normalization(
 
     Returns:
         The new model (a ``Sequential`` for a ``Sequential``). With
-        ``return_report=True``, a tuple ``(model, report)`` where
-        ``report["converted"]`` maps each class name to the list of the
-        names of the converted layers, and ``report["kept"]`` is a list of
-        ``(layer_name, reason)`` for the layers of the other package that
-        were kept (``SpectralNormalization``; and, for ``to="keras"``,
-        every layer of ours that stays). Names inside nested models are
-        prefixed with ``"model_name/"``.
+            ``return_report=True``, a tuple ``(model, report)`` where
+            ``report["converted"]`` maps each class name to the list of the
+            names of the converted layers, and ``report["kept"]`` is a list
+            of ``(layer_name, reason)`` for the layers of the other package
+            that were kept (``SpectralNormalization``; and, for
+            ``to="keras"``, every layer of ours that stays). Names inside
+            nested models are prefixed with ``"model_name/"``.
 
     Raises:
         TypeError: If ``model`` is not a Keras model, or is (or contains)

@@ -72,13 +72,13 @@ def fold_batch_normalization(
 
     Returns:
         The new model (a ``Sequential`` for a ``Sequential``). With
-        ``return_report=True``, a tuple ``(model, report)`` where ``report``
-        is a dict: ``report["folded"]`` is a list of ``(layer_name,
-        batch_normalization_name)`` pairs that were merged (names of the
-        original model; the merged layer keeps ``layer_name``) and
-        ``report["not_folded"]`` a list of ``(batch_normalization_name,
-        reason)``. Names inside nested models are prefixed with
-        ``"model_name/"``.
+            ``return_report=True``, a tuple ``(model, report)`` where
+            ``report`` is a dict: ``report["folded"]`` is a list of
+            ``(layer_name, batch_normalization_name)`` pairs that were merged
+            (names of the original model; the merged layer keeps
+            ``layer_name``) and ``report["not_folded"]`` a list of
+            ``(batch_normalization_name, reason)``. Names inside nested
+            models are prefixed with ``"model_name/"``.
 
     Raises:
         TypeError: If ``model`` is not a Keras model, or is (or contains)

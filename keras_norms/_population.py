@@ -131,18 +131,20 @@ def recompute_batch_statistics(
 
     Args:
         model: A built `keras.Model`.
-        x: Input data, in any form `keras.Model.predict` takes: arrays, a
-            `tf.data.Dataset`, a `keras.utils.PyDataset`, a generator.
-            Targets in the data are ignored.
+        x (array | Dataset | PyDataset | Iterator): Input data, in any form
+            `keras.Model.predict` takes: arrays, a `tf.data.Dataset`, a
+            `keras.utils.PyDataset`, a generator. Targets in the data are
+            ignored.
         batch_size: Samples per batch for array inputs (default 32, as in
             ``predict``). Use the training batch size: the statistics of
             a batch depend on its size.
-        steps: Number of batches to draw (default: until ``x`` ends).
+        steps (int | None): Number of batches to draw (default: until ``x``
+            ends).
         verbose: ``"auto"``, 0, 1 or 2, as in ``predict``.
 
     Returns:
-        A dict from each updated layer's path to the number of batches whose
-        statistics it averaged.
+        A dict from each updated layer's path to the number of batches
+            whose statistics it averaged.
 
     Examples:
         >>> import numpy as np, keras, keras_norms

@@ -106,6 +106,13 @@ def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     ``Conv*DTranspose``, whose Keras kernel is ``(*kernel_size, filters,
     in_channels)``, the two swap, as in Keras and PyTorch.)
 
+    Args:
+        shape: The kernel's shape, of rank >= 2.
+
+    Returns:
+        fan_in: The receptive field size times the input channels.
+        fan_out: The receptive field size times the output channels.
+
     Raises:
         ValueError: if the shape has rank < 2 (there is no fan-in/fan-out
             to speak of) or a dimension that is not a positive int.
@@ -236,11 +243,11 @@ class XavierUniform(_Xavier):
     `HeNormal` / `HeUniform` there.
 
     Args:
-        gain: Positive float ``g`` multiplying the bound (see
+        gain (float): Positive float ``g`` multiplying the bound (see
             `calculate_gain`; e.g. 5/3 for tanh).
-        seed: ``None`` (new values on every call, reproducible under
-            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
-            instance shared by several layers gives each its own
+        seed (int | SeedGenerator | None): ``None`` (new values on every call,
+            reproducible under `keras.utils.set_random_seed`; unlike Keras 3,
+            one unseeded instance shared by several layers gives each its own
             weights), an int (the same values on every call) or a
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 
@@ -268,11 +275,11 @@ class XavierNormal(_Xavier):
     `keras.initializers.GlorotNormal`, the normal is not truncated.
 
     Args:
-        gain: Positive float ``g`` multiplying the standard deviation (see
-            `calculate_gain`).
-        seed: ``None`` (new values on every call, reproducible under
-            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
-            instance shared by several layers gives each its own
+        gain (float): Positive float ``g`` multiplying the standard deviation
+            (see `calculate_gain`).
+        seed (int | SeedGenerator | None): ``None`` (new values on every call,
+            reproducible under `keras.utils.set_random_seed`; unlike Keras 3,
+            one unseeded instance shared by several layers gives each its own
             weights), an int (the same values on every call) or a
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 
@@ -330,14 +337,14 @@ class HeNormal(_He):
     (as in the paper and ``torch.nn.init.kaiming_normal_``).
 
     Args:
-        mode: ``"fan_in"`` (preserve the forward variance) or
+        mode (str): ``"fan_in"`` (preserve the forward variance) or
             ``"fan_out"`` (preserve the backward variance).
-        negative_slope: Float ``a``, the negative slope of the PReLU /
+        negative_slope (float): Float ``a``, the negative slope of the PReLU /
             leaky ReLU that follows (``0`` for ReLU; He et al. start PReLU
             at ``0.25``).
-        seed: ``None`` (new values on every call, reproducible under
-            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
-            instance shared by several layers gives each its own
+        seed (int | SeedGenerator | None): ``None`` (new values on every call,
+            reproducible under `keras.utils.set_random_seed`; unlike Keras 3,
+            one unseeded instance shared by several layers gives each its own
             weights), an int (the same values on every call) or a
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 
@@ -366,12 +373,12 @@ class HeUniform(_He):
     $$W \sim U[-b, b], \quad b = \sqrt{\frac{6}{(1 + a^2)\, n_l}}$$
 
     Args:
-        mode: ``"fan_in"`` or ``"fan_out"`` (see `HeNormal`).
-        negative_slope: Float ``a``, the negative slope of the PReLU /
+        mode (str): ``"fan_in"`` or ``"fan_out"`` (see `HeNormal`).
+        negative_slope (float): Float ``a``, the negative slope of the PReLU /
             leaky ReLU that follows (``0`` for ReLU).
-        seed: ``None`` (new values on every call, reproducible under
-            `keras.utils.set_random_seed`; unlike Keras 3, one unseeded
-            instance shared by several layers gives each its own
+        seed (int | SeedGenerator | None): ``None`` (new values on every call,
+            reproducible under `keras.utils.set_random_seed`; unlike Keras 3,
+            one unseeded instance shared by several layers gives each its own
             weights), an int (the same values on every call) or a
             `keras.random.SeedGenerator`. See `VarianceScaling`.
 

@@ -99,57 +99,62 @@ class BatchNormalization(AffineNormalization):
     with the weights fixed, see `keras_norms.recompute_batch_statistics`.
 
     Args:
-        axis: Integer, the channel axis (``-1`` for channels-last data,
+        axis (int): Integer, the channel axis (``-1`` for channels-last data,
             ``1`` after a ``data_format="channels_first"`` convolution).
-        momentum: Momentum of the moving averages, in ``[0, 1)``, or
-            ``None`` for the cumulative average of all batch statistics
-            (with a ``batch_count`` weight, saved with the model).
-        epsilon: Positive float added to the variance.
-        center: If ``True``, add the learned offset ``beta``.
-        scale: If ``True``, multiply by the learned scale ``gamma``.
-        beta_initializer: Initializer for ``beta``.
-        gamma_initializer: Initializer for ``gamma``.
-        moving_mean_initializer: Initializer for the moving mean.
-        moving_variance_initializer: Initializer for the moving variance.
-        beta_regularizer: Optional regularizer for ``beta``.
-        gamma_regularizer: Optional regularizer for ``gamma``.
-        beta_constraint: Optional constraint for ``beta``.
-        gamma_constraint: Optional constraint for ``gamma``.
-        renorm: Use batch renormalization (Ioffe, 2017), exactly as
+        momentum (float | None): Momentum of the moving averages, in ``[0, 1)``,
+            or ``None`` for the cumulative average of all batch statistics (with
+            a ``batch_count`` weight, saved with the model).
+        epsilon (float): Positive float added to the variance.
+        center (bool): If ``True``, add the learned offset ``beta``.
+        scale (bool): If ``True``, multiply by the learned scale ``gamma``.
+        beta_initializer (str | Initializer): Initializer for ``beta``.
+        gamma_initializer (str | Initializer): Initializer for ``gamma``.
+        moving_mean_initializer (str | Initializer): Initializer for the moving
+            mean.
+        moving_variance_initializer (str | Initializer): Initializer for the
+            moving variance.
+        beta_regularizer (str | Regularizer | None): Optional regularizer for
+            ``beta``.
+        gamma_regularizer (str | Regularizer | None): Optional regularizer for
+            ``gamma``.
+        beta_constraint (str | Constraint | None): Optional constraint for
+            ``beta``.
+        gamma_constraint (str | Constraint | None): Optional constraint for
+            ``gamma``.
+        renorm (bool): Use batch renormalization (Ioffe, 2017), exactly as
             `keras.layers.BatchNormalization` does (same extra weights
             ``moving_stddev``, ``renorm_mean``, ``renorm_stddev``).
-        renorm_clipping: Dict with optional keys ``"rmax"``, ``"rmin"``,
-            ``"dmax"`` clipping the corrections ``r`` and ``d``. Unused
-            (and, as in Keras, not checked) without ``renorm``.
-        renorm_momentum: Momentum of the renorm statistics, in ``[0, 1)``.
-        synchronized: If ``True``, the batch statistics (and so the moving
-            statistics) are global across replicas: one all-gather of each
-            replica's count, mean and sum of squared deviations per call,
+        renorm_clipping (dict | None): Dict with optional keys ``"rmax"``,
+            ``"rmin"``, ``"dmax"`` clipping the corrections ``r`` and ``d``.
+            Unused (and, as in Keras, not checked) without ``renorm``.
+        renorm_momentum (float): Momentum of the renorm statistics, in ``[0,
+            1)``.
+        synchronized (bool): If ``True``, the batch statistics (and so the
+            moving statistics) are global across replicas: one all-gather of
+            each replica's count, mean and sum of squared deviations per call,
             combined exactly even when replicas hold different numbers of
             samples. Works under `tf.distribute` strategies, with
-            ``torch.distributed``, and under
-            ``keras.distribution.DataParallel`` on JAX (where the SPMD
-            program computes global statistics anyway); see
-            `keras_norms.distributed`. Without a multi-replica computation
+            ``torch.distributed``, and under ``keras.distribution.DataParallel``
+            on JAX (where the SPMD program computes global statistics anyway);
+            see `keras_norms.distributed`. Without a multi-replica computation
             it is exactly the single-device path.
-        unbiased_moving_variance: If ``True``, the moving variance is
+        unbiased_moving_variance (bool): If ``True``, the moving variance is
             updated with the unbiased batch variance ``m / (m - 1) *
             variance`` (``m`` values per channel), as in Algorithm 2 of the
             paper and in PyTorch. The batch itself is always normalized
             with the biased variance.
-        virtual_batch_size: ``None``, or an integer ``k``: ghost batch
-            normalization (Hoffer et al., 2017). In training the batch is
-            split into consecutive groups of ``k`` samples, each normalized
-            with its own statistics, and the moving statistics are updated
-            with the average of the groups' statistics (weighted by their
-            unmasked values under a mask). The batch size must be a
-            multiple of ``k`` in training (checked when the layer is
-            called, or at run time in a TensorFlow graph; under XLA, which
-            drops run-time assertions, a wrong size fails as a reshape
-            error). Inference (which uses the moving statistics) and
-            `keras_norms.recompute_batch_statistics` do not depend on it.
-            With ``synchronized=True`` each ghost batch stays local to its
-            replica.
+        virtual_batch_size (int | None): ``None``, or an integer ``k``: ghost
+            batch normalization (Hoffer et al., 2017). In training the batch is
+            split into consecutive groups of ``k`` samples, each normalized with
+            its own statistics, and the moving statistics are updated with the
+            average of the groups' statistics (weighted by their unmasked values
+            under a mask). The batch size must be a multiple of ``k`` in
+            training (checked when the layer is called, or at run time in a
+            TensorFlow graph; under XLA, which drops run-time assertions, a
+            wrong size fails as a reshape error). Inference (which uses the
+            moving statistics) and `keras_norms.recompute_batch_statistics` do
+            not depend on it. With ``synchronized=True`` each ghost batch stays
+            local to its replica.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Call arguments:

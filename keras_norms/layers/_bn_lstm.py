@@ -79,31 +79,44 @@ class BNLSTMCell(keras.layers.Layer):
     `keras.layers.RNN` casts its states).
 
     Args:
-        units: Positive int, dimensionality of the output.
-        activation: Activation for the cell input and output (``tanh``).
-        recurrent_activation: Activation of the gates (``sigmoid``).
-        use_bias: Whether the layer has the bias ``b``.
-        kernel_initializer: Initializer of the input kernel ``W_x``.
-        recurrent_initializer: Initializer of the recurrent kernel ``W_h``.
-        bias_initializer: Initializer of the bias ``b``.
-        kernel_regularizer: Optional regularizer of ``W_x``.
-        recurrent_regularizer: Optional regularizer of ``W_h``.
-        bias_regularizer: Optional regularizer of ``b``.
-        kernel_constraint: Optional constraint on ``W_x``.
-        recurrent_constraint: Optional constraint on ``W_h``.
-        bias_constraint: Optional constraint on ``b``.
-        unit_forget_bias: Add 1 to the forget-gate bias at initialization.
-        dropout: Fraction of the inputs to drop (same mask at every step).
-        recurrent_dropout: Fraction of the recurrent state to drop.
-        seed: Random seed for dropout.
-        max_timesteps: Number of steps with their own statistics (``None``:
-            the sequence length `BNLSTM` is built with).
-        momentum: Momentum of the moving statistics, in ``[0, 1)``, or
-            ``None`` for cumulative averages (see `BatchNormalization`).
-        epsilon: Positive float added to the variances.
-        gamma_initializer: Initializer of the three gammas (``None``:
-            ``Constant(0.1)``).
-        beta_initializer: Initializer of the cell-state BN's beta.
+        units (int): Positive int, dimensionality of the output.
+        activation (str | Callable): Activation for the cell input and output
+            (``tanh``).
+        recurrent_activation (str | Callable): Activation of the gates
+            (``sigmoid``).
+        use_bias (bool): Whether the layer has the bias ``b``.
+        kernel_initializer (str | Initializer): Initializer of the input kernel
+            ``W_x``.
+        recurrent_initializer (str | Initializer): Initializer of the recurrent
+            kernel ``W_h``.
+        bias_initializer (str | Initializer): Initializer of the bias ``b``.
+        kernel_regularizer (str | Regularizer | None): Optional regularizer of
+            ``W_x``.
+        recurrent_regularizer (str | Regularizer | None): Optional regularizer
+            of ``W_h``.
+        bias_regularizer (str | Regularizer | None): Optional regularizer of
+            ``b``.
+        kernel_constraint (str | Constraint | None): Optional constraint on
+            ``W_x``.
+        recurrent_constraint (str | Constraint | None): Optional constraint on
+            ``W_h``.
+        bias_constraint (str | Constraint | None): Optional constraint on ``b``.
+        unit_forget_bias (bool): Add 1 to the forget-gate bias at
+            initialization.
+        dropout (float): Fraction of the inputs to drop (same mask at every
+            step).
+        recurrent_dropout (float): Fraction of the recurrent state to drop.
+        seed (int | None): Random seed for dropout.
+        max_timesteps (int | None): Number of steps with their own statistics
+            (``None``: the sequence length `BNLSTM` is built with).
+        momentum (float | None): Momentum of the moving statistics, in ``[0,
+            1)``, or ``None`` for cumulative averages (see
+            `BatchNormalization`).
+        epsilon (float): Positive float added to the variances.
+        gamma_initializer (str | Initializer | None): Initializer of the three
+            gammas (``None``: ``Constant(0.1)``).
+        beta_initializer (str | Initializer): Initializer of the cell-state BN's
+            beta.
         **kwargs: Base layer keyword arguments.
 
     Reference:
@@ -411,11 +424,11 @@ class BNLSTM(keras.layers.RNN):
     state unchanged and is excluded from that step's statistics.
 
     Args:
-        units: Positive int, dimensionality of the output.
-        return_sequences: Return the full sequence of outputs.
-        return_state: Also return the last ``h`` and ``c``.
-        go_backwards: Process the sequence backwards.
-        stateful: Only ``False`` is supported.
+        units (int): Positive int, dimensionality of the output.
+        return_sequences (bool): Return the full sequence of outputs.
+        return_state (bool): Also return the last ``h`` and ``c``.
+        go_backwards (bool): Process the sequence backwards.
+        stateful (bool): Only ``False`` is supported.
         **kwargs: The arguments of `BNLSTMCell` (BN arguments
             ``max_timesteps``, ``momentum``, ``epsilon``,
             ``gamma_initializer``, ``beta_initializer``; LSTM arguments),

@@ -30,18 +30,22 @@ class GroupNormalization(AffineNormalization):
     ``gamma`` and ``beta`` are per channel.
 
     Args:
-        groups: Positive int dividing the number of channels, or ``-1``
+        groups (int): Positive int dividing the number of channels, or ``-1``
             for instance normalization.
-        axis: Integer, the channel axis.
-        epsilon: Positive float added to the variance.
-        center: If ``True``, add the learned offset ``beta``.
-        scale: If ``True``, multiply by the learned scale ``gamma``.
-        beta_initializer: Initializer for ``beta``.
-        gamma_initializer: Initializer for ``gamma``.
-        beta_regularizer: Optional regularizer for ``beta``.
-        gamma_regularizer: Optional regularizer for ``gamma``.
-        beta_constraint: Optional constraint for ``beta``.
-        gamma_constraint: Optional constraint for ``gamma``.
+        axis (int): Integer, the channel axis.
+        epsilon (float): Positive float added to the variance.
+        center (bool): If ``True``, add the learned offset ``beta``.
+        scale (bool): If ``True``, multiply by the learned scale ``gamma``.
+        beta_initializer (str | Initializer): Initializer for ``beta``.
+        gamma_initializer (str | Initializer): Initializer for ``gamma``.
+        beta_regularizer (str | Regularizer | None): Optional regularizer for
+            ``beta``.
+        gamma_regularizer (str | Regularizer | None): Optional regularizer for
+            ``gamma``.
+        beta_constraint (str | Constraint | None): Optional constraint for
+            ``beta``.
+        gamma_constraint (str | Constraint | None): Optional constraint for
+            ``gamma``.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Input shape:
@@ -119,16 +123,20 @@ class InstanceNormalization(GroupNormalization):
     not enter its statistics (they are normalized with them).
 
     Args:
-        axis: Integer, the channel axis.
-        epsilon: Positive float added to the variance.
-        center: If ``True``, add the learned offset ``beta``.
-        scale: If ``True``, multiply by the learned scale ``gamma``.
-        beta_initializer: Initializer for ``beta``.
-        gamma_initializer: Initializer for ``gamma``.
-        beta_regularizer: Optional regularizer for ``beta``.
-        gamma_regularizer: Optional regularizer for ``gamma``.
-        beta_constraint: Optional constraint for ``beta``.
-        gamma_constraint: Optional constraint for ``gamma``.
+        axis (int): Integer, the channel axis.
+        epsilon (float): Positive float added to the variance.
+        center (bool): If ``True``, add the learned offset ``beta``.
+        scale (bool): If ``True``, multiply by the learned scale ``gamma``.
+        beta_initializer (str | Initializer): Initializer for ``beta``.
+        gamma_initializer (str | Initializer): Initializer for ``gamma``.
+        beta_regularizer (str | Regularizer | None): Optional regularizer for
+            ``beta``.
+        gamma_regularizer (str | Regularizer | None): Optional regularizer for
+            ``gamma``.
+        beta_constraint (str | Constraint | None): Optional constraint for
+            ``beta``.
+        gamma_constraint (str | Constraint | None): Optional constraint for
+            ``gamma``.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...),
             and ``groups`` as TF-Addons' configs carry it (-1 or the
             number of channels).

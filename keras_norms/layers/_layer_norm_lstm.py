@@ -50,29 +50,41 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
     at least float32 (see `keras_norms.ops.layer_normalization`).
 
     Args:
-        units: Positive int, dimensionality of the output.
-        activation: Activation of the cell input and output (``tanh``).
-        recurrent_activation: Activation of the gates (``sigmoid``).
-        use_bias: Whether the layer has the bias ``b``.
-        kernel_initializer: Initializer of the input kernel ``W_x``.
-        recurrent_initializer: Initializer of the recurrent kernel ``W_h``.
-        bias_initializer: Initializer of the bias ``b``.
-        unit_forget_bias: Add 1 to the forget-gate bias at initialization.
-        kernel_regularizer: Optional regularizer of ``W_x``.
-        recurrent_regularizer: Optional regularizer of ``W_h``.
-        bias_regularizer: Optional regularizer of ``b``.
-        kernel_constraint: Optional constraint on ``W_x``.
-        recurrent_constraint: Optional constraint on ``W_h``.
-        bias_constraint: Optional constraint on ``b``.
-        dropout: Fraction of the inputs to drop (as `keras.layers.LSTMCell`:
-            the same mask at every step; one mask per gate when
-            ``recurrent_dropout`` is used).
-        recurrent_dropout: Fraction of the recurrent state to drop.
-        seed: Random seed for dropout.
-        norm_gamma_initializer: Initializer of the three gammas.
-        norm_beta_initializer: Initializer of the three betas.
-        norm_epsilon: Positive float added to the three variances.
-        carry_normalized_cell_state: ``False`` (the paper): the next step
+        units (int): Positive int, dimensionality of the output.
+        activation (str | Callable): Activation of the cell input and output
+            (``tanh``).
+        recurrent_activation (str | Callable): Activation of the gates
+            (``sigmoid``).
+        use_bias (bool): Whether the layer has the bias ``b``.
+        kernel_initializer (str | Initializer): Initializer of the input kernel
+            ``W_x``.
+        recurrent_initializer (str | Initializer): Initializer of the recurrent
+            kernel ``W_h``.
+        bias_initializer (str | Initializer): Initializer of the bias ``b``.
+        unit_forget_bias (bool): Add 1 to the forget-gate bias at
+            initialization.
+        kernel_regularizer (str | Regularizer | None): Optional regularizer of
+            ``W_x``.
+        recurrent_regularizer (str | Regularizer | None): Optional regularizer
+            of ``W_h``.
+        bias_regularizer (str | Regularizer | None): Optional regularizer of
+            ``b``.
+        kernel_constraint (str | Constraint | None): Optional constraint on
+            ``W_x``.
+        recurrent_constraint (str | Constraint | None): Optional constraint on
+            ``W_h``.
+        bias_constraint (str | Constraint | None): Optional constraint on ``b``.
+        dropout (float): Fraction of the inputs to drop (as
+            `keras.layers.LSTMCell`: the same mask at every step; one mask per
+            gate when ``recurrent_dropout`` is used).
+        recurrent_dropout (float): Fraction of the recurrent state to drop.
+        seed (int | None): Random seed for dropout.
+        norm_gamma_initializer (str | Initializer): Initializer of the three
+            gammas.
+        norm_beta_initializer (str | Initializer): Initializer of the three
+            betas.
+        norm_epsilon (float): Positive float added to the three variances.
+        carry_normalized_cell_state (bool): ``False`` (the paper): the next step
             receives the cell state ``c_t``; ``True`` (TF-Addons'
             ``LayerNormLSTMCell``): it receives ``LN(c_t)``, and so does
             the returned state.
@@ -333,13 +345,14 @@ class LayerNormLSTM(keras.layers.RNN):
     as `keras.layers.LSTM` does for `keras.layers.LSTMCell`'s.
 
     Args:
-        units: Positive int, dimensionality of the output.
-        activity_regularizer: Optional regularizer of the output.
-        return_sequences: Return the full sequence of outputs.
-        return_state: Also return the last ``h`` and ``c``.
-        go_backwards: Process the sequence backwards.
-        stateful: Carry the last states of each batch into the next.
-        unroll: Unroll the time loop (short sequences of known length).
+        units (int): Positive int, dimensionality of the output.
+        activity_regularizer (str | Regularizer | None): Optional regularizer of
+            the output.
+        return_sequences (bool): Return the full sequence of outputs.
+        return_state (bool): Also return the last ``h`` and ``c``.
+        go_backwards (bool): Process the sequence backwards.
+        stateful (bool): Carry the last states of each batch into the next.
+        unroll (bool): Unroll the time loop (short sequences of known length).
         **kwargs: Base layer keyword arguments (and `keras.layers.RNN`'s
             ``zero_output_for_mask``).
 

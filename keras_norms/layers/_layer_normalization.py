@@ -27,17 +27,22 @@ class LayerNormalization(AffineNormalization):
     ``gamma`` and ``beta`` have the shape of the input at ``axis``.
 
     Args:
-        axis: Int or list of ints, the axes normalized over (usually the
-            features axis ``-1``). The batch axis is not allowed.
-        epsilon: Positive float added to the variance.
-        center: If ``True``, add the learned offset ``beta``.
-        scale: If ``True``, multiply by the learned scale ``gamma``.
-        beta_initializer: Initializer for ``beta``.
-        gamma_initializer: Initializer for ``gamma``.
-        beta_regularizer: Optional regularizer for ``beta``.
-        gamma_regularizer: Optional regularizer for ``gamma``.
-        beta_constraint: Optional constraint for ``beta``.
-        gamma_constraint: Optional constraint for ``gamma``.
+        axis (int | Sequence[int]): Int or list of ints, the axes normalized
+            over (usually the features axis ``-1``). The batch axis is not
+            allowed.
+        epsilon (float): Positive float added to the variance.
+        center (bool): If ``True``, add the learned offset ``beta``.
+        scale (bool): If ``True``, multiply by the learned scale ``gamma``.
+        beta_initializer (str | Initializer): Initializer for ``beta``.
+        gamma_initializer (str | Initializer): Initializer for ``gamma``.
+        beta_regularizer (str | Regularizer | None): Optional regularizer for
+            ``beta``.
+        gamma_regularizer (str | Regularizer | None): Optional regularizer for
+            ``gamma``.
+        beta_constraint (str | Constraint | None): Optional constraint for
+            ``beta``.
+        gamma_constraint (str | Constraint | None): Optional constraint for
+            ``gamma``.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
             Keras's deprecated ``rms_scaling=True`` is accepted, so Keras
             configs load, with Keras's numbers (``x / sqrt(variance +

@@ -51,13 +51,13 @@ class LocalResponseNormalization(keras.layers.Layer):
     the input's dtype.
 
     Args:
-        size: Positive int, the window width ``n``.
-        alpha: Non-negative float, the scale (Caffe/PyTorch meaning:
+        size (int): Positive int, the window width ``n``.
+        alpha (float): Non-negative float, the scale (Caffe/PyTorch meaning:
             divided by the window size).
-        beta: Float, the exponent.
-        k: Positive float, the additive constant (AlexNet uses 2).
-        mode: ``"across_channels"`` or ``"within_channel"``.
-        axis: Int, the channel axis (``-1`` for channels-last, ``1`` for
+        beta (float): Float, the exponent.
+        k (float): Positive float, the additive constant (AlexNet uses 2).
+        mode (str): ``"across_channels"`` or ``"within_channel"``.
+        axis (int): Int, the channel axis (``-1`` for channels-last, ``1`` for
             channels-first inputs).
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 

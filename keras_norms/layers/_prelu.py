@@ -34,15 +34,16 @@ class PReLU(keras.layers.Layer):
     *channel-shared* variant shares every non-batch axis (one slope).
 
     Args:
-        alpha_initializer: Initializer for the slopes; a float means a
-            constant (default ``0.25``).
-        alpha_regularizer: Optional regularizer for the slopes. (The paper
-            does not use weight decay on them.)
-        alpha_constraint: Optional constraint for the slopes.
-        shared_axes: Int or list of ints, the axes along which one slope is
-            shared (e.g. ``[1, 2]`` for the spatial axes of channels-last
-            images). Negative axes count from the end. The batch axis is
-            always shared.
+        alpha_initializer (float | str | Initializer): Initializer for the
+            slopes; a float means a constant (default ``0.25``).
+        alpha_regularizer (str | Regularizer | None): Optional regularizer for
+            the slopes. (The paper does not use weight decay on them.)
+        alpha_constraint (str | Constraint | None): Optional constraint for the
+            slopes.
+        shared_axes (int | Sequence[int] | None): Int or list of ints, the axes
+            along which one slope is shared (e.g. ``[1, 2]`` for the spatial
+            axes of channels-last images). Negative axes count from the end. The
+            batch axis is always shared.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Input shape:

@@ -39,15 +39,18 @@ class RMSNormalization(keras.layers.Layer):
     the layer's compute dtype.
 
     Args:
-        axis: Int or list of ints, the axes normalized over (usually the
-            features axis ``-1``). The batch axis is not allowed.
-        epsilon: Positive float added to the mean square.
-        unit_offset: If ``True``, multiply by ``1 + scale`` (Gemma's
+        axis (int | Sequence[int]): Int or list of ints, the axes normalized
+            over (usually the features axis ``-1``). The batch axis is not
+            allowed.
+        epsilon (float): Positive float added to the mean square.
+        unit_offset (bool): If ``True``, multiply by ``1 + scale`` (Gemma's
             form) and initialize ``scale`` to zeros by default.
-        scale_initializer: Initializer for ``scale``; ``None`` means
-            ``"ones"``, or ``"zeros"`` with ``unit_offset=True``.
-        scale_regularizer: Optional regularizer for ``scale``.
-        scale_constraint: Optional constraint for ``scale``.
+        scale_initializer (str | Initializer | None): Initializer for ``scale``;
+            ``None`` means ``"ones"``, or ``"zeros"`` with ``unit_offset=True``.
+        scale_regularizer (str | Regularizer | None): Optional regularizer for
+            ``scale``.
+        scale_constraint (str | Constraint | None): Optional constraint for
+            ``scale``.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Input shape:

@@ -67,11 +67,11 @@ class SpectralNormalization(KernelWrapper):
     - The wrapped layer's other weights (``bias``).
 
     Args:
-        layer: The layer to wrap: any layer with a weight named ``kernel``
-            (``Dense``, the convolutions, ...) or ``embeddings``
-            (``Embedding``), of rank >= 2, that its call reads through
-            that variable. Checked when the wrapper is built.
-        power_iterations: Positive int, the power-iteration steps per
+        layer (Layer): The layer to wrap: any layer with a weight named
+            ``kernel`` (``Dense``, the convolutions, ...) or ``embeddings``
+            (``Embedding``), of rank >= 2, that its call reads through that
+            variable. Checked when the wrapper is built.
+        power_iterations (int): Positive int, the power-iteration steps per
             training call.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 

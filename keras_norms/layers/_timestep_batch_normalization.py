@@ -45,8 +45,8 @@ class TimestepBatchNormalization(BatchNormalization):
     not ``renorm`` or ``virtual_batch_size``), plus:
 
     Args:
-        max_timesteps: Number of steps with their own statistics. ``None``
-            takes the length of the time axis of the built input shape.
+        max_timesteps (int | None): Number of steps with their own statistics.
+            ``None`` takes the length of the time axis of the built input shape.
         **kwargs: The arguments of `BatchNormalization`.
 
     Input shape:
@@ -256,6 +256,12 @@ class RecurrentBatchNormalization(TimestepBatchNormalization):
     (2016): with ``gamma = 1`` the normalized pre-activations saturate
     ``tanh`` and block the gradient flow; the bias of the recurrent layer
     plays the role of ``beta``. Any argument can still be overridden.
+
+    Args:
+        gamma_initializer (str | Initializer | None): Initializer for
+            ``gamma``; ``None`` means the constant 0.1.
+        center (bool): If ``True``, add the learned offset ``beta``.
+        **kwargs: The arguments of `TimestepBatchNormalization`.
 
     Reference:
         Cooijmans et al., "Recurrent Batch Normalization", ICLR 2017.

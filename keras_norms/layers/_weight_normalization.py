@@ -60,13 +60,13 @@ class WeightNormalization(KernelWrapper):
       kernel and bias the layer computes with.
 
     Args:
-        layer: The layer to wrap: ``keras.layers.Dense``, ``Conv1D``,
+        layer (Layer): The layer to wrap: ``keras.layers.Dense``, ``Conv1D``,
             ``Conv2D``, ``Conv3D``, ``Conv1DTranspose``, ``Conv2DTranspose``,
             ``Conv3DTranspose``, ``DepthwiseConv1D`` or ``DepthwiseConv2D``
             (or a subclass of one). Its call must read its weights through
             its ``kernel`` and ``bias`` variables.
-        data_init: If ``True`` (default), initialize ``g`` and the bias from
-            the first training batch as described above. Needs the wrapped
+        data_init (bool): If ``True`` (default), initialize ``g`` and the bias
+            from the first training batch as described above. Needs the wrapped
             layer to have a bias (``use_bias=True``).
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 

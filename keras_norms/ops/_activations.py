@@ -9,13 +9,13 @@ def prelu(x, alpha):
     $$f(x) = \max(0, x) + a \min(0, x)$$
 
     Args:
-        x: Input tensor.
-        alpha: The negative slope ``a``: a number or a tensor broadcastable
-            to ``x`` (e.g. one slope per channel). It is cast to the dtype
-            of ``x``.
+        x (tensor): Input tensor.
+        alpha (tensor): The negative slope ``a``: a number or a tensor
+            broadcastable to ``x`` (e.g. one slope per channel). It is cast to
+            the dtype of ``x``.
 
     Returns:
-        A tensor of the shape and dtype of ``x``.
+        (tensor): A tensor of the shape and dtype of ``x``.
 
     Reference:
         He, Zhang, Ren & Sun, "Delving Deep into Rectifiers: Surpassing

@@ -62,23 +62,26 @@ def fold_batch_normalization_weights(
     computes at inference (Ioffe & Szegedy 2015, Section 3.2).
 
     Args:
-        kernel: The linear layer's kernel.
-        bias: Its bias (a vector over the output channels), or ``None`` for
-            a layer without bias (taken as zeros).
-        gamma: BN's scale, or ``None`` (``scale=False``: ones).
-        beta: BN's offset, or ``None`` (``center=False``: zeros).
-        moving_mean: BN's moving mean.
-        moving_variance: BN's moving variance.
-        epsilon: BN's epsilon.
-        output_axis: The kernel axis of the output channels: ``-1`` for
-            ``Dense`` and ``ConvND``, ``-2`` for ``ConvNDTranspose``
-            (kernel ``(*k, out, in)``), ``(-2, -1)`` for depthwise kernels
-            ``(*k, in, depth_multiplier)``.
+        kernel (tensor): The linear layer's kernel.
+        bias (tensor | None): Its bias (a vector over the output channels), or
+            ``None`` for a layer without bias (taken as zeros).
+        gamma (tensor | None): BN's scale, or ``None`` (``scale=False``: ones).
+        beta (tensor | None): BN's offset, or ``None`` (``center=False``:
+            zeros).
+        moving_mean (tensor): BN's moving mean.
+        moving_variance (tensor): BN's moving variance.
+        epsilon (float): BN's epsilon.
+        output_axis (int | Sequence[int]): The kernel axis of the output
+            channels: ``-1`` for ``Dense`` and ``ConvND``, ``-2`` for
+            ``ConvNDTranspose`` (kernel ``(*k, out, in)``), ``(-2, -1)`` for
+            depthwise kernels ``(*k, in, depth_multiplier)``.
 
     Returns:
-        ``(kernel, bias)``: the folded kernel in the dtype of ``kernel`` and
-        the folded bias (in the dtype of ``bias``, or of ``kernel`` when
-        ``bias`` is ``None``). Computed in at least float32.
+        kernel (tensor): The folded kernel, in the dtype of ``kernel``
+            (computed in at least float32).
+        bias (tensor): The folded bias, in the dtype of ``bias``, or of
+            ``kernel`` when ``bias`` is ``None`` (computed in at least
+            float32).
 
     Reference:
         Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network

@@ -159,20 +159,21 @@ def local_response_norm(
     mode, with ``k`` in place of Caffe's fixed 1.
 
     Args:
-        x: Input tensor; rank >= 2 for ``"across_channels"``, rank 3, 4 or
-            5 (one to three spatial axes) for ``"within_channel"``.
-        size: Positive int, the window width ``n`` (odd for
+        x (tensor): Input tensor; rank >= 2 for ``"across_channels"``, rank 3, 4
+            or 5 (one to three spatial axes) for ``"within_channel"``.
+        size (int): Positive int, the window width ``n`` (odd for
             ``"within_channel"``).
-        alpha: Non-negative float, the scale (divided by the window size).
-        beta: Float, the exponent.
-        k: Positive float, the additive constant.
-        mode: ``"across_channels"`` or ``"within_channel"``.
-        axis: Int, the channel axis (``-1`` channels-last, ``1``
+        alpha (float): Non-negative float, the scale (divided by the window
+            size).
+        beta (float): Float, the exponent.
+        k (float): Positive float, the additive constant.
+        mode (str): ``"across_channels"`` or ``"within_channel"``.
+        axis (int): Int, the channel axis (``-1`` channels-last, ``1``
             channels-first).
 
     Returns:
-        A tensor of the shape and dtype of ``x``; computed in at least
-        float32.
+        (tensor): A tensor of the shape and dtype of ``x``, computed in at
+            least float32.
 
     Reference:
         Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep

@@ -75,16 +75,17 @@ def moments_and_count(x, axes, mask=None, keepdims=False):
     """Mean, variance and sample count of ``x`` over ``axes``.
 
     Args:
-        x: Input tensor.
-        axes: Int or sequence of ints, the axes to reduce.
-        mask: Optional boolean tensor broadcastable to ``x``; only the
-            positions where it is true enter the statistics.
-        keepdims: Keep the reduced axes with size 1.
+        x (tensor): Input tensor.
+        axes (int | Sequence[int]): Int or sequence of ints, the axes to reduce.
+        mask (tensor | None): Optional boolean tensor broadcastable to ``x``;
+            only the positions where it is true enter the statistics.
+        keepdims (bool): Keep the reduced axes with size 1.
 
     Returns:
-        ``(mean, variance, count)`` in the statistics dtype (at least
-        float32). ``variance`` is the biased (population) variance; ``count``
-        is the number of values behind each statistic.
+        mean (tensor): The mean, in the statistics dtype (at least float32).
+        variance (tensor): The biased (population) variance, in the same
+            dtype.
+        count (tensor): The number of values behind each statistic.
     """
     x = ops.convert_to_tensor(x)
     axes = canonical_axes(axes, len(x.shape))
@@ -103,10 +104,19 @@ def moments(x, axes, mask=None, keepdims=False):
     """Mean and (biased) variance of ``x`` over ``axes``.
 
     Numerically stable for data whose mean is large next to its spread, and
-    computed in at least float32. See `moments_and_count` for the arguments.
+    computed in at least float32.
+
+    Args:
+        x (tensor): Input tensor.
+        axes (int | Sequence[int]): The axes to reduce.
+        mask (tensor | None): Optional boolean tensor broadcastable to
+            ``x``; only the positions where it is true enter the statistics.
+        keepdims (bool): Keep the reduced axes with size 1.
 
     Returns:
-        ``(mean, variance)`` in the statistics dtype (at least float32).
+        mean (tensor): The mean, in the statistics dtype (at least float32).
+        variance (tensor): The biased (population) variance, in the same
+            dtype.
     """
     mean, variance, _ = moments_and_count(x, axes, mask, keepdims)
     return mean, variance
@@ -117,6 +127,17 @@ def normalize(x, mean, variance, offset=None, scale=None, epsilon=1e-3):
 
     ``mean``, ``variance``, ``offset`` and ``scale`` must broadcast against
     ``x``. Computed in at least float32; returned in the dtype of ``x``.
+
+    Args:
+        x (tensor): Input tensor.
+        mean (tensor): The mean to subtract.
+        variance (tensor): The variance to divide by (its square root).
+        offset (tensor | None): Optional offset added last (beta).
+        scale (tensor | None): Optional scale (gamma).
+        epsilon (float): Small float added to the variance.
+
+    Returns:
+        (tensor): The normalized ``x``, in the dtype of ``x``.
     """
     x = ops.convert_to_tensor(x)
     dtype = statistics_dtype(x.dtype)
@@ -146,24 +167,28 @@ def standardize(
     shape of ``scale`` / ``offset``.
 
     Args:
-        x: Input tensor.
-        axes: Int or sequence of ints, the axes the statistics reduce over.
-        mask: Optional boolean tensor broadcastable to ``x``; masked-out
-            positions are excluded from the statistics (they are still
-            normalized with them).
-        offset: Optional tensor broadcastable to ``x`` (beta).
-        scale: Optional tensor broadcastable to ``x`` (gamma).
-        epsilon: Small float added to the variance.
-        all_gather: Optional function that stacks a tensor from every
-            replica along a new first axis (see
+        x (tensor): Input tensor.
+        axes (int | Sequence[int]): Int or sequence of ints, the axes the
+            statistics reduce over.
+        mask (tensor | None): Optional boolean tensor broadcastable to ``x``;
+            masked-out positions are excluded from the statistics (they are
+            still normalized with them).
+        offset (tensor | None): Optional tensor broadcastable to ``x`` (beta).
+        scale (tensor | None): Optional tensor broadcastable to ``x`` (gamma).
+        epsilon (float): Small float added to the variance.
+        all_gather (Callable | None): Optional function that stacks a tensor
+            from every replica along a new first axis (see
             `keras_norms.distributed.cross_replica_all_gather`). With it the
             statistics are global across replicas (synchronized batch
             normalization); one call per normalization.
 
     Returns:
-        ``(outputs, mean, variance, count)``: outputs in the dtype of ``x``;
-        the statistics in at least float32 with the reduced axes kept
-        (size 1), ``count`` broadcastable to them.
+        outputs (tensor): The normalized ``x``, in the dtype of ``x``.
+        mean (tensor): The mean, in at least float32, with the reduced axes
+            kept (size 1).
+        variance (tensor): The biased variance, of the same shape and dtype.
+        count (tensor): The number of values behind each statistic,
+            broadcastable to ``mean``.
     """
     x = ops.convert_to_tensor(x)
     axes = canonical_axes(axes, len(x.shape))
@@ -195,14 +220,31 @@ def unbiased_variance(variance, count):
     """``count / (count - 1) * variance`` (Bessel's correction, Ioffe &
     Szegedy Alg. 2); a statistic from a single value keeps variance 0.
 
-    ``count`` must broadcast against ``variance``.
+    Args:
+        variance (tensor): Biased variances.
+        count (tensor): The number of values behind each variance,
+            broadcastable against ``variance``.
+
+    Returns:
+        (tensor): The unbiased variances, in the dtype of ``variance``.
     """
     count = ops.cast(count, variance.dtype)
     return variance * count / ops.where(count > 1.0, count - 1.0, 1.0)
 
 
 def broadcast_parameter(parameter, ndim, axes):
-    """Reshape a parameter of the shape of ``x`` at ``axes`` to rank ndim."""
+    """Reshape a parameter of the shape of ``x`` at ``axes`` to rank ndim.
+
+    Args:
+        parameter (tensor | None): A tensor of the shape of ``x`` at
+            ``axes``, or ``None``.
+        ndim (int): The rank of ``x``.
+        axes (int | Sequence[int]): The axes of ``x`` the parameter spans.
+
+    Returns:
+        (tensor | None): ``parameter`` with size-1 axes inserted so that it
+            broadcasts against ``x``; ``None`` for ``None``.
+    """
     if parameter is None:
         return None
     axes = canonical_axes(axes, ndim)
@@ -222,6 +264,18 @@ def batch_normalization(
 
     Same signature as `keras.ops.batch_normalization`: ``mean``,
     ``variance``, ``offset`` and ``scale`` are vectors over ``axis``.
+
+    Args:
+        x (tensor): Input tensor.
+        mean (tensor): Per-channel mean, a vector over ``axis``.
+        variance (tensor): Per-channel variance, a vector over ``axis``.
+        axis (int): The channel axis.
+        offset (tensor | None): Optional per-channel offset (beta).
+        scale (tensor | None): Optional per-channel scale (gamma).
+        epsilon (float): Small float added to the variance.
+
+    Returns:
+        (tensor): The normalized ``x``, in the dtype of ``x``.
     """
     x = ops.convert_to_tensor(x)
     ndim = len(x.shape)
@@ -252,24 +306,31 @@ def batch_normalization_training(
     ``axis=(1, 2)`` of ``(batch, time, features)`` data: per-time-step
     statistics).
 
+    The statistics are meant for the moving averages: no gradient flows
+    through them (as with the fused kernels, which this function uses where
+    the backend has one: see `keras_norms.native`).
+
     Args:
-        x: Input tensor of rank >= 2.
-        axis: The channel axis (int), or several (a sequence of ints).
-        offset: Optional tensor of the shape of ``x`` at ``axis`` (beta).
-        scale: Optional tensor of the shape of ``x`` at ``axis`` (gamma).
-        epsilon: Small float added to the variance.
-        mask: Optional boolean tensor broadcastable to ``x``.
-        all_gather: Optional cross-replica gather for synchronized
-            statistics (see `standardize`).
+        x (tensor): Input tensor of rank >= 2.
+        axis (int | Sequence[int]): The channel axis (int), or several (a
+            sequence of ints).
+        offset (tensor | None): Optional tensor of the shape of ``x`` at
+            ``axis`` (beta).
+        scale (tensor | None): Optional tensor of the shape of ``x`` at ``axis``
+            (gamma).
+        epsilon (float): Small float added to the variance.
+        mask (tensor | None): Optional boolean tensor broadcastable to ``x``.
+        all_gather (Callable | None): Optional cross-replica gather for
+            synchronized statistics (see `standardize`).
 
     Returns:
-        ``(outputs, mean, variance, count)``: the statistics have the shape
-        of ``x`` at ``axis`` (at least float32); ``count`` is the number of
-        values behind each statistic (of that shape, or a scalar without
-        mask).
-        The statistics are meant for the moving averages: no gradient
-        flows through them (as with the fused kernels, which this function
-        uses where the backend has one: see `keras_norms.native`).
+        outputs (tensor): The normalized ``x``, in the dtype of ``x``.
+        mean (tensor): The batch mean, of the shape of ``x`` at ``axis``
+            (at least float32).
+        variance (tensor): The biased batch variance, of the same shape and
+            dtype.
+        count (tensor): The number of values behind each statistic, of the
+            same shape, or a scalar without ``mask``.
     """
     x = ops.convert_to_tensor(x)
     return _batch_normalization_training(
@@ -315,6 +376,16 @@ def layer_normalization(x, axis=-1, offset=None, scale=None, epsilon=1e-3):
     """Normalize each sample of ``x`` over ``axis`` (int or sequence).
 
     ``offset`` and ``scale`` have the shape of ``x`` at the (sorted) axes.
+
+    Args:
+        x (tensor): Input tensor.
+        axis (int | Sequence[int]): The axes normalized over.
+        offset (tensor | None): Optional offset (beta).
+        scale (tensor | None): Optional scale (gamma).
+        epsilon (float): Small float added to the variance.
+
+    Returns:
+        (tensor): The normalized ``x``, in the dtype of ``x``.
     """
     x = ops.convert_to_tensor(x)
     return _layer_normalization(
@@ -350,6 +421,18 @@ def group_normalization(
     the group's channels and all positions. ``groups=1`` is layer
     normalization over all non-batch axes; ``groups=channels`` (or ``-1``) is
     instance normalization. ``offset`` and ``scale`` are per-channel vectors.
+
+    Args:
+        x (tensor): Input tensor.
+        groups (int): The number of groups; it must divide the number of
+            channels, or be ``-1`` (one group per channel).
+        axis (int): The channel axis.
+        offset (tensor | None): Optional per-channel offset (beta).
+        scale (tensor | None): Optional per-channel scale (gamma).
+        epsilon (float): Small float added to the variance.
+
+    Returns:
+        (tensor): The normalized ``x``, in the dtype of ``x``.
     """
     x = ops.convert_to_tensor(x)
     ndim = len(x.shape)

@@ -26,16 +26,18 @@ def rms_normalization(x, scale=None, axis=-1, epsilon=1e-6):
     ``torch.nn.functional.rms_norm`` (see `keras_norms.native`).
 
     Args:
-        x: Input tensor.
-        scale: Optional tensor of the shape of ``x`` at the (sorted) axes,
-            ``s`` above; with ``axis=-1`` a vector over the last axis.
-        axis: Int or sequence of ints, the axes of each normalized slice.
-        epsilon: Small float added to the mean square. (Keras's op
+        x (tensor): Input tensor.
+        scale (tensor | None): Optional tensor of the shape of ``x`` at the
+            (sorted) axes, ``s`` above; with ``axis=-1`` a vector over the last
+            axis.
+        axis (int | Sequence[int]): Int or sequence of ints, the axes of each
+            normalized slice.
+        epsilon (float): Small float added to the mean square. (Keras's op
             defaults to ``keras.config.epsilon()``, 1e-7; its layer, like
             ours, to 1e-6.)
 
     Returns:
-        The normalized tensor, of the shape and dtype of ``x``.
+        (tensor): The normalized tensor, of the shape and dtype of ``x``.
 
     Reference:
         Zhang & Sennrich, "Root Mean Square Layer Normalization",

@@ -66,19 +66,22 @@ def spectral_normalization(kernel, vector_u, power_iterations=1):
     ``vector_u`` unchanged, and so is a kernel whose $W u$ is exactly zero.
 
     Args:
-        kernel: A kernel tensor of rank >= 2 (or a matrix).
-        vector_u: The current estimate of $u$, shape
+        kernel (tensor): A kernel tensor of rank >= 2 (or a matrix).
+        vector_u (tensor): The current estimate of $u$, shape
             ``(1, kernel.shape[-1])``; any nonzero scale.
-        power_iterations: Non-negative int, the number of power-iteration
+        power_iterations (int): Non-negative int, the number of power-iteration
             steps.
 
+    The result is a named tuple, `SpectralNormalizationResult`; only its
+    ``kernel`` carries a gradient.
+
     Returns:
-        A `SpectralNormalizationResult` ``(kernel, vector_u, sigma)``: the
-        normalized kernel (the shape and dtype of ``kernel``), the refined
-        $u$ (unit norm, the dtype of ``vector_u``; the given ``vector_u``
-        unchanged with ``power_iterations=0`` or when the kernel maps it
-        to zero) and $\sigma$ (a scalar in at least float32), all without
-        gradient but the kernel.
+        kernel (tensor): The normalized kernel, of the shape and dtype of
+            ``kernel``.
+        vector_u (tensor): The refined $u$, of unit norm and the dtype of
+            ``vector_u`` (the given ``vector_u`` unchanged with
+            ``power_iterations=0`` or when the kernel maps it to zero).
+        sigma (tensor): $\sigma$, a scalar in at least float32.
 
     Reference:
         Miyato, Kataoka, Koyama & Yoshida, "Spectral Normalization for

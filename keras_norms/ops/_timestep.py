@@ -14,12 +14,12 @@ def step_statistics(table, steps):
     """Rows of ``table`` for ``steps``; steps past the end use the last row.
 
     Args:
-        table: ``(max_timesteps, features)`` tensor.
-        steps: Integer tensor of any shape (e.g. ``(time,)`` or
+        table (tensor): ``(max_timesteps, features)`` tensor.
+        steps (tensor): Integer tensor of any shape (e.g. ``(time,)`` or
             ``(batch,)``).
 
     Returns:
-        Tensor of shape ``steps.shape + (features,)``.
+        (tensor): A tensor of shape ``steps.shape + (features,)``.
     """
     table = ops.convert_to_tensor(table)
     last = table.shape[0] - 1
@@ -35,17 +35,17 @@ def moving_average(moving, value, weight, reached=None):
     statistics, batch renormalization's, the per-step tables).
 
     Args:
-        moving: The current values (a tensor or a variable).
-        value: The new observation, broadcastable to ``moving``.
-        weight: The new value's weight: ``1 - momentum`` (Keras's
-            ``momentum`` is the old value's weight), or ``1 / (n + 1)``
-            for the cumulative average of ``n + 1`` values; a number or a
-            tensor broadcastable to ``moving``.
-        reached: Optional boolean tensor broadcastable to ``moving``
-            (e.g. ``count > 0``): where false, ``moving`` is kept.
+        moving (tensor | Variable): The current values (a tensor or a variable).
+        value (tensor): The new observation, broadcastable to ``moving``.
+        weight (float | tensor): The new value's weight: ``1 - momentum``
+            (Keras's ``momentum`` is the old value's weight), or ``1 / (n + 1)``
+            for the cumulative average of ``n + 1`` values; a number or a tensor
+            broadcastable to ``moving``.
+        reached (tensor | None): Optional boolean tensor broadcastable to
+            ``moving`` (e.g. ``count > 0``): where false, ``moving`` is kept.
 
     Returns:
-        The updated values, in the dtype of ``moving``.
+        (tensor): The updated values, in the dtype of ``moving``.
 
     Examples:
         >>> import numpy as np, keras, keras_norms
@@ -75,15 +75,15 @@ def update_step_statistics(moving, batch_statistics, counts, momentum):
     its tables, as a function.)
 
     Args:
-        moving: ``(max_timesteps, features)`` current table.
-        batch_statistics: ``(time, features)`` statistics of this batch,
-            ``time <= max_timesteps`` (may be dynamic).
-        counts: ``(time,)`` or ``(time, 1)`` or scalar: number of values
-            behind each step's statistics.
-        momentum: Weight of the old value.
+        moving (tensor | Variable): ``(max_timesteps, features)`` current table.
+        batch_statistics (tensor): ``(time, features)`` statistics of this
+            batch, ``time <= max_timesteps`` (may be dynamic).
+        counts (tensor): ``(time,)`` or ``(time, 1)`` or scalar: number of
+            values behind each step's statistics.
+        momentum (float): Weight of the old value.
 
     Returns:
-        The updated ``(max_timesteps, features)`` table.
+        (tensor): The updated ``(max_timesteps, features)`` table.
     """
     moving = ops.convert_to_tensor(moving)
     time = ops.shape(batch_statistics)[0]

@@ -23,12 +23,12 @@ def kernel_norm(kernel, output_axis=-1):
     ``Conv2D`` kernel ``(kh, kw, in, out)``: over ``kh, kw, in``).
 
     Args:
-        kernel: A kernel tensor.
-        output_axis: The kernel axis (or consecutive axes) of the output
-            channels; see `fold_batch_normalization_weights`.
+        kernel (tensor): A kernel tensor.
+        output_axis (int | Sequence[int]): The kernel axis (or consecutive axes)
+            of the output channels; see `fold_batch_normalization_weights`.
 
     Returns:
-        A vector over the output channels, in at least float32.
+        (tensor): A vector over the output channels, in at least float32.
     """
     kernel = ops.convert_to_tensor(kernel)
     kernel = ops.cast(kernel, statistics_dtype(kernel.dtype))
@@ -44,14 +44,15 @@ def weight_normalization(v, g, output_axis=-1):
     Kingma 2016). A slice of ``v`` that is all zeros gives zeros.
 
     Args:
-        v: The direction, a kernel tensor.
-        g: The scales, a vector over the output channels.
-        output_axis: The kernel axis (or consecutive axes) of the output
-            channels: ``-1`` for ``Dense``/``ConvND``, ``-2`` for
+        v (tensor): The direction, a kernel tensor.
+        g (tensor): The scales, a vector over the output channels.
+        output_axis (int | Sequence[int]): The kernel axis (or consecutive axes)
+            of the output channels: ``-1`` for ``Dense``/``ConvND``, ``-2`` for
             ``ConvNDTranspose``, ``(-2, -1)`` for depthwise kernels.
 
     Returns:
-        ``w``, in the dtype of ``v`` (computed in at least float32).
+        (tensor): The kernel ``w``, in the dtype of ``v`` (computed in at
+            least float32).
 
     Reference:
         Salimans & Kingma, "Weight Normalization: A Simple
