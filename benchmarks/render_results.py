@@ -3,8 +3,11 @@
     python benchmarks/render_results.py
 
 writes ``docs/benchmarks.md`` (the tables, the machine, the command and
-the date of each run) and ``docs/img/benchmark_cost.png`` (cost per step
-against input size, for each layer and backend). Run
+the date of each run, each layer's targets against the run),
+``docs/generated/speed_summary.md`` (ours against Keras core in one
+paragraph, which the home page includes too) and
+``docs/img/benchmark_cost.png`` (cost per step against input size, for
+each layer and backend). Run
 ``benchmarks/bench_layers.py`` under each backend first.
 """
 
@@ -101,6 +104,173 @@ def run_line(result, script):
         f"{result['backend']}: Keras {result['keras']}, {result['machine']}, "
         f"{result['date']}, {result['repeats']} rounds, "
         f"`KERAS_BACKEND={result['backend']} python benchmarks/{script}`"
+    )
+
+
+def ratio_range(values):
+    """``"0.38–0.85"`` for the values, ``"0.49"`` for one, ``"–"`` for none."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    low, high = fmt(min(values)), fmt(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def larger_sizes(rows, count=2):
+    """The ``count`` rows of the largest inputs."""
+    return sorted(rows, key=lambda row: math.prod(row["shape"]))[-count:]
+
+
+def memory_ratio(row):
+    memory = row.get("temporary_MiB", {})
+    if memory.get("ours") is None or not memory.get("core"):
+        return None
+    return memory["ours"] / memory["core"]
+
+
+def inverse(value):
+    return None if value is None else 1 / value
+
+
+# The targets of each layer and how a row of the results measures them:
+# (measure, target, groups), each group (layer names, value of a row,
+# largest sizes only). Several groups are shown separated by " / ".
+TARGETS = (
+    (
+        "BN vs core",
+        "≤ 1.0",
+        [(("BN conv NHWC", "BN conv NCHW", "BN dense"), "vs_core", False)],
+    ),
+    ("GN vs core", "≤ 1.0", [(("GN",), "vs_core", False)]),
+    ("LN vs core", "≤ 1.0", [(("LN",), "vs_core", False)]),
+    ("PReLU vs core", "≤ 1.0", [(("PReLU",), "vs_core", False)]),
+    ("TimestepBN vs core BN", "≤ 1.0", [(("TimestepBN",), "vs_core", False)]),
+    (
+        "BN vs native, NHWC / NCHW / dense (two larger sizes)",
+        "≤ 1.2",
+        [
+            (("BN conv NHWC",), "vs_native", True),
+            (("BN conv NCHW",), "vs_native", True),
+            (("BN dense",), "vs_native", True),
+        ],
+    ),
+    (
+        "GN / LN vs native (two larger sizes)",
+        "≤ 1.2",
+        [(("GN",), "vs_native", True), (("LN",), "vs_native", True)],
+    ),
+    (
+        "LRN across vs native (two larger sizes)",
+        "≤ 0.5",
+        [(("LRN across",), "vs_native", True)],
+    ),
+    (
+        "BNLSTM / LSTM throughput (1 / time ratio)",
+        "≥ 0.6",
+        [(("BNLSTM",), "throughput", False)],
+    ),
+    (
+        "LayerNormLSTM / LSTM throughput (1 / time ratio)",
+        "≥ 0.6",
+        [(("LayerNormLSTM",), "throughput", False)],
+    ),
+    (
+        "temporary memory vs core: BN / LN",
+        "≤ 1.0",
+        [
+            (("BN conv NHWC", "BN conv NCHW", "BN dense"), "memory", False),
+            (("LN",), "memory", False),
+        ],
+    ),
+    (
+        "temporary memory vs core: GN / TimestepBN / BNLSTM",
+        "≤ 1.0",
+        [
+            (("GN",), "memory", False),
+            (("TimestepBN",), "memory", False),
+            (("BNLSTM",), "memory", False),
+        ],
+    ),
+)
+
+VALUES = {
+    "vs_core": lambda row: row.get("vs_core"),
+    "vs_native": lambda row: row.get("vs_native"),
+    "throughput": lambda row: inverse(row.get("vs_core")),
+    "memory": memory_ratio,
+}
+
+
+def targets_table(results):
+    """Each target against the ratios of the run, computed from the JSON."""
+    lines = [
+        "| measure | target | " + " | ".join(results) + " |",
+        "|---|---|" + "---|" * len(results),
+    ]
+    for measure, target, groups in TARGETS:
+        cells = []
+        for result in results.values():
+            parts = []
+            for layers, value, largest in groups:
+                rows = [r for r in result["rows"] if r["layer"] in layers]
+                if not rows:
+                    parts.append(None)
+                    continue
+                if largest:
+                    rows = [
+                        row
+                        for layer in layers
+                        for row in larger_sizes(
+                            [r for r in rows if r["layer"] == layer]
+                        )
+                    ]
+                parts.append(ratio_range(VALUES[value](r) for r in rows))
+            if all(part is None for part in parts):
+                cells.append("not run")
+            else:
+                cells.append(" / ".join(part or "not run" for part in parts))
+        lines.append(f"| {measure} | {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+NAMES = {"torch": "torch", "tensorflow": "TensorFlow", "jax": "JAX"}
+
+
+def joined(parts):
+    """``"a, b and c"``."""
+    parts = list(parts)
+    if len(parts) < 2:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def speed_summary(results):
+    """One paragraph on ours against Keras core, for the home page and the
+    results page (``docs/generated/speed_summary.md``)."""
+    counts = []
+    for backend, result in results.items():
+        ratios = [r["vs_core"] for r in result["rows"] if r.get("vs_core")]
+        faster = sum(ratio <= 1.0 for ratio in ratios)
+        counts.append(
+            f"{faster} of {len(ratios)} on {NAMES.get(backend, backend)}"
+        )
+    batch_norm = joined(
+        ratio_range(
+            row["vs_core"]
+            for row in result["rows"]
+            if row["layer"].startswith("BN ")
+        )
+        + f" on {NAMES.get(backend, backend)}"
+        for backend, result in results.items()
+    )
+    dates = sorted({result["date"] for result in results.values()})
+    return (
+        "Of the layer and input-size combinations measured against Keras "
+        "core, a training step of ours took at most as long as Keras "
+        "core's (time ratio ours / core ≤ 1) in "
+        f"{joined(counts)} (benchmark run of {joined(dates)}). For batch "
+        f"normalization alone the ratio was {batch_norm} (below 1: ours is "
+        "faster).\n"
     )
 
 
@@ -239,12 +409,21 @@ def main():
     with open(os.path.join(HERE, "analysis.md")) as f:
         analysis = f.read()
     tables = "\n".join(table(r) for r in results.values())
-    page = f"{INTRODUCTION}\n{analysis}\n{tables}"
+    os.makedirs(os.path.join(DOCS, "generated"), exist_ok=True)
+    with open(os.path.join(DOCS, "generated", "speed_summary.md"), "w") as f:
+        f.write(speed_summary(results))
+    page = (
+        f"{INTRODUCTION}\n## Reading the figures\n\n"
+        '--8<-- "docs/generated/speed_summary.md"\n\n'
+        'Each layer\'s targets against this run. "Core" is the Keras\n'
+        'layer the user would otherwise use; "native" the bare fused\n'
+        "kernel, with no Keras layer around it.\n\n"
+        f"{targets_table(results)}\n{analysis}\n{tables}"
+    )
     model_results = load("models_")
     if model_results:
         page += "\n" + models_section(model_results)
         # The ResNet50 rows, which the existing-models guide includes.
-        os.makedirs(os.path.join(DOCS, "generated"), exist_ok=True)
         with open(os.path.join(DOCS, "generated", "resnet50.md"), "w") as f:
             f.write(
                 training_table(model_results, only="ResNet50")
@@ -257,7 +436,10 @@ def main():
             )
     with open(os.path.join(DOCS, "benchmarks.md"), "w") as f:
         f.write(page)
-    print("wrote docs/benchmarks.md and docs/img/benchmark_cost.png")
+    print(
+        "wrote docs/benchmarks.md, docs/generated/*.md and "
+        "docs/img/benchmark_cost.png"
+    )
 
 
 if __name__ == "__main__":
