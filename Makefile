@@ -3,8 +3,9 @@
 #   make test   ruff, then the full test suite once per Keras backend
 #   make test-oldest  the test suite, JAX backend, on the oldest Keras and
 #               numpy pyproject.toml allows (constraints-oldest.txt)
-#   make docs   build the documentation site (strict) into site/ and check
-#               that the API reference shows every public name
+#   make docs   build the documentation site (strict) into site/, check
+#               that the API reference shows every public name, and check
+#               its internal links
 #   make dist   build the sdist and wheel into dist/ and check them (twine)
 #   make tutorials        run every tutorial at full size (the docs figures)
 #   make bench  time every layer and whole models (ResNet50, folding)
@@ -68,11 +69,13 @@ test-oldest: $(OLDEST_STAMP)
 	KERAS_BACKEND=jax $(OLDEST_BIN)/python -m pytest -q -p no:cacheprovider \
 		--ignore=tests/test_ops_properties.py -m "not slow"
 
-# The site, strict, then a check that the API pages show every public name.
+# The site, strict, then checks that the API pages show every public name
+# (typed, no private ones) and that every internal link and anchor exists.
 docs: $(STAMP)
 	# (No --quiet: it also hides the warnings from --strict.)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 	$(BIN)/python scripts/check_api_reference.py site
+	$(BIN)/python scripts/check_links.py site
 
 # The sdist and wheel, checked as PyPI would (README rendering, metadata).
 dist: $(STAMP)
