@@ -86,7 +86,8 @@ class ApiPage(html.parser.HTMLParser):
                 self._row.append(cell)
         elif self._table is not None and tag == "tr":
             if self._row:
-                self._table.rows.append(dict(zip(self._table.columns, self._row)))
+                row = zip(self._table.columns, self._row, strict=True)
+                self._table.rows.append(dict(row))
             self._row = None
         elif tag == "table":
             self._table = None

@@ -77,7 +77,7 @@ def main(site):
                 continue
             checked += 1
             if parts.path:
-                target = (path.parent / urllib.parse.unquote(parts.path))
+                target = path.parent / urllib.parse.unquote(parts.path)
                 target = target.resolve()
                 if target.is_dir():
                     target = target / "index.html"
