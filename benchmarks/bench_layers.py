@@ -418,14 +418,20 @@ def main():
         if args.only and args.only.lower() not in case[0].lower():
             continue
         rows += run_case(case, args.repeats, rng)
-    result = {**run_information(args.repeats), "rows": rows}
+    write_results({"rows": rows}, f"{BACKEND}.json", args)
+
+
+def write_results(result, name, args):
+    """Write ``result`` with the run's information to ``--output``, or to
+    ``results/<name>`` for a complete full-size run (a partial or tiny
+    run does not overwrite the results page's numbers)."""
     output = args.output
     if output is None and not args.tiny and not args.only:
         os.makedirs(RESULTS, exist_ok=True)
-        output = os.path.join(RESULTS, f"{BACKEND}.json")
+        output = os.path.join(RESULTS, name)
     if output:
         with open(output, "w") as f:
-            json.dump(result, f, indent=1)
+            json.dump({**run_information(args.repeats), **result}, f, indent=1)
         print(f"wrote {output}")
 
 

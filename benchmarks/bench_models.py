@@ -29,17 +29,14 @@ them on the results page.
 """
 
 import argparse
-import json
-import os
 import statistics
 
 import keras
 import numpy as np
 from bench_layers import BACKEND
-from bench_layers import RESULTS
 from bench_layers import _with_torch_peak_bytes
 from bench_layers import interleaved
-from bench_layers import run_information
+from bench_layers import write_results
 
 import keras_norms
 
@@ -289,19 +286,11 @@ def main():
         for case in folding_cases(args.tiny)
         if selected(case[0])
     ]
-    result = {
-        **run_information(args.repeats),
-        "training": training,
-        "folding": folding,
-    }
-    output = args.output
-    if output is None and not args.tiny and not args.only:
-        os.makedirs(RESULTS, exist_ok=True)
-        output = os.path.join(RESULTS, f"models_{BACKEND}.json")
-    if output:
-        with open(output, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {output}")
+    write_results(
+        {"training": training, "folding": folding},
+        f"models_{BACKEND}.json",
+        args,
+    )
 
 
 if __name__ == "__main__":

@@ -145,3 +145,28 @@ def run_workers(script, environments, timeout=240):
             print(f"--- worker {index} exited {worker.returncode}:")
             print(output[-6000:])
     return succeeded
+
+
+def converted_batch_normalization(gamma, beta, synchronized):
+    """A Keras core BatchNormalization model with the oracle's settings
+    and weights, converted to keras-norms' with ``synchronized``: what a
+    user scaling out an existing model runs."""
+    import keras
+
+    import keras_norms
+
+    original = keras.Sequential(
+        [
+            keras.Input((2, 2, CHANNELS)),
+            keras.layers.BatchNormalization(momentum=MOMENTUM, epsilon=EPSILON),
+        ]
+    )
+    original.layers[0].gamma.assign(gamma)
+    original.layers[0].beta.assign(beta)
+    model = keras_norms.convert_normalization(
+        original, synchronized=synchronized
+    )
+    layer = model.layers[0]
+    assert type(layer) is keras_norms.layers.BatchNormalization
+    assert layer.synchronized is synchronized
+    return model

@@ -48,8 +48,6 @@ def worker():
     import keras
     import numpy as np
 
-    import keras_norms
-
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import common
 
@@ -69,22 +67,8 @@ def worker():
     want = common.expected(batches, common.upstream(batches), gamma, beta)
     mine = batches[process_id]
     for synchronized in (True, False):
-        original = keras.Sequential(
-            [
-                keras.Input((2, 2, common.CHANNELS)),
-                keras.layers.BatchNormalization(
-                    momentum=common.MOMENTUM, epsilon=common.EPSILON
-                ),
-            ]
-        )
-        original.layers[0].gamma.assign(gamma)
-        original.layers[0].beta.assign(beta)
-        model = keras_norms.convert_normalization(
-            original, synchronized=synchronized
-        )
+        model = common.converted_batch_normalization(gamma, beta, synchronized)
         layer = model.layers[0]
-        assert type(layer) is keras_norms.layers.BatchNormalization
-        assert layer.synchronized is synchronized
         model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
         # batch_size is per process: the global batch is 2 x 4 samples.
         model.fit(mine, mine, batch_size=SHARD, epochs=1, verbose=0)

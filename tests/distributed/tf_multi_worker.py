@@ -67,10 +67,7 @@ def worker():
     # Before anything else touches TensorFlow's runtime.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
-    import keras
     import numpy as np
-
-    import keras_norms
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import common
@@ -90,22 +87,10 @@ def worker():
 
     for synchronized in (True, False):
         with strategy.scope():
-            original = keras.Sequential(
-                [
-                    keras.Input((2, 2, common.CHANNELS)),
-                    keras.layers.BatchNormalization(
-                        momentum=common.MOMENTUM, epsilon=common.EPSILON
-                    ),
-                ]
-            )
-            original.layers[0].gamma.assign(gamma)
-            original.layers[0].beta.assign(beta)
-            model = keras_norms.convert_normalization(
-                original, synchronized=synchronized
+            model = common.converted_batch_normalization(
+                gamma, beta, synchronized
             )
         layer = model.layers[0]
-        assert type(layer) is keras_norms.layers.BatchNormalization
-        assert layer.synchronized is synchronized
 
         step = training_step(strategy, model)
         y, dx, dgamma, dbeta = step(values(batches), values(weights))
