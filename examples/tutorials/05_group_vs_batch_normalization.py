@@ -26,6 +26,7 @@ Writes docs/img/tutorials/05_*.png, docs/tutorials/results/
 docs/tutorials/results/05_tables.md (KERAS_NORMS_SMOKE=1: tiny run).
 """
 
+import itertools
 import math
 import time
 
@@ -47,6 +48,7 @@ from _common import save_results  # noqa: E402
 from _common import save_text  # noqa: E402
 from _common import size  # noqa: E402
 
+# --8<-- [start:settings]
 BATCH_SIZES = size((2, 4, 8, 32), (2, 32))
 SEEDS = size((0, 1, 2), (0,))
 FILTERS = 32
@@ -60,6 +62,7 @@ MIN_STEPS = size(800, 10)
 # Adam's rate at batch size 8, scaled with the square root of the batch
 # size for the others (the rule for Adam; SGD's is linear).
 BASE_RATE, BASE_BATCH = 1e-3, 8
+# --8<-- [end:settings]
 KINDS = ("batch", "group", "layer")
 LABELS = {"batch": "BN", "group": f"GN ({GROUPS} groups)", "layer": "LN"}
 
@@ -127,7 +130,10 @@ def train(kind, batch_size, seed, x_train, y_train):
 
 
 # --8<-- [start:estimates]
-def batch_estimate_errors(values, batch_sizes, rng, draws=size(300, 20)):
+DRAWS = size(300, 20)
+
+
+def batch_estimate_errors(values, batch_sizes, rng, draws=DRAWS):
     """How far one batch's mean and standard deviation are from the
     population's, in units of the population's standard deviation.
 
@@ -214,6 +220,7 @@ def main():
         "units": UNITS,
         "groups": GROUPS,
         "training samples": len(x_train),
+        "test samples": len(x_test),
         "schedule (batch: epochs, learning rate)": {
             str(b): list(schedule(b, len(x_train))) for b in BATCH_SIZES
         },
@@ -251,9 +258,7 @@ def findings(results):
     """Wu & He's claims, each checked on this run. "Beats" means the seeds'
     ranges do not overlap (the worse method's best seed is below the better
     one's worst); "equal" means they overlap."""
-    accuracy = {
-        kind: results["test accuracy"][LABELS[kind]] for kind in KINDS
-    }
+    accuracy = {kind: results["test accuracy"][LABELS[kind]] for kind in KINDS}
     small, large = str(min(BATCH_SIZES)), str(max(BATCH_SIZES))
     batch, group = accuracy["batch"], accuracy["group"]
 
@@ -284,7 +289,7 @@ def findings(results):
         },
         "bn_falls_with_each_smaller_batch": {
             "claim": "BN's mean accuracy falls with each smaller batch size",
-            "holds": all(a < b for a, b in zip(means, means[1:])),
+            "holds": all(a < b for a, b in itertools.pairwise(means)),
         },
         "gn_stays_flat": {
             "claim": f"GN is as accurate at batch size {small} as at "
@@ -402,16 +407,18 @@ def tables(results):
     sections["findings"] = lines
     minutes, seconds = divmod(round(results["run time (s)"]), 60)
     schedule_text = "; ".join(
-        f"batch {b}: {epochs} epochs at {rate:.2g}"
+        f"batch {b}: {epochs} epoch{'s' * (epochs > 1)} at rate {rate:.2g}"
         for b, (epochs, rate) in results[
             "schedule (batch: epochs, learning rate)"
         ].items()
     )
     sections["run"] = [
         f"Numbers on this page: {keras.backend.backend()} backend, seeds "
-        f"{results['seeds']}, {results['training samples']} training "
-        f"images; Adam, {schedule_text}. The whole script took {minutes} "
-        f"min {seconds} s on a 2-core CPU.",
+        f"{results['seeds']}; {results['training samples']} training and "
+        f"{results['test samples']} test images (one test image is "
+        f"{1 / results['test samples']:.2%} of accuracy); Adam, "
+        f"{schedule_text}. The whole script took {minutes} min {seconds} s "
+        "on a 2-core CPU.",
     ]
     text = []
     for name, lines in sections.items():
