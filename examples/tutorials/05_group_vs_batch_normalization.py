@@ -57,11 +57,11 @@ GROUPS = 8  # GN in the head: 8 groups of 8 features
 # Training length: at least MIN_EPOCHS epochs and at least MIN_STEPS
 # steps at every batch size, so the small batches see the data as often
 # as the large ones, and the large batches take enough steps to converge.
-MIN_EPOCHS = size(3, 1)
+MIN_EPOCHS = size(4, 1)
 MIN_STEPS = size(800, 10)
-# Adam's rate at batch size 8, scaled with the square root of the batch
+# Adam's rate at batch size 4, scaled with the square root of the batch
 # size for the others (the rule for Adam; SGD's is linear).
-BASE_RATE, BASE_BATCH = 1e-3, 8
+BASE_RATE, BASE_BATCH = 1e-3, 4
 # --8<-- [end:settings]
 KINDS = ("batch", "group", "layer")
 LABELS = {"batch": "BN", "group": f"GN ({GROUPS} groups)", "layer": "LN"}
@@ -198,6 +198,7 @@ def main():
     x_train, y_train = x_train[:samples], y_train[:samples]
 
     scores = {kind: {b: [] for b in BATCH_SIZES} for kind in KINDS}
+    fits = {kind: {b: [] for b in BATCH_SIZES} for kind in KINDS}
     errors = []  # per seed, from the BN model at the largest batch size
     for seed in SEEDS:
         for kind in KINDS:
@@ -206,6 +207,11 @@ def main():
                 predictions = model.predict(x_test, batch_size=256, verbose=0)
                 score = float(np.mean(predictions.argmax(axis=1) == y_test))
                 scores[kind][batch_size].append(score)
+                # How well the training set is fitted, in inference mode.
+                predictions = model.predict(x_train, batch_size=256, verbose=0)
+                fits[kind][batch_size].append(
+                    float(np.mean(predictions.argmax(axis=1) == y_train))
+                )
                 print(
                     f"seed {seed}, {LABELS[kind]}, batch {batch_size}: "
                     f"{score:.3f} ({time.time() - start:.0f} s)",
@@ -227,6 +233,10 @@ def main():
         "test accuracy": {
             LABELS[kind]: {str(b): spread(v) for b, v in per_batch.items()}
             for kind, per_batch in scores.items()
+        },
+        "training accuracy": {
+            LABELS[kind]: {str(b): spread(v) for b, v in per_batch.items()}
+            for kind, per_batch in fits.items()
         },
         "batch statistics error (BN model at batch "
         f"{max(BATCH_SIZES)}, mean of seeds)": {
@@ -378,20 +388,25 @@ def plot(results):
 
 def tables(results):
     """The page's tables, in Markdown, from the numbers of this run, in
-    sections (``accuracy``, ``statistics``, ``findings``, ``run``) that the
-    page includes one by one."""
+    sections (``accuracy``, ``training``, ``statistics``, ``findings``,
+    ``run``) that the page includes one by one."""
     sections = {}
     batches = [str(b) for b in BATCH_SIZES]
     header = "| " + " | ".join(f"batch {b}" for b in batches) + " |"
     rule = "|---|" + "---|" * len(batches)
-    lines = ["| normalization " + header, rule]
-    for label, per_batch in results["test accuracy"].items():
-        cells = [
-            "{mean:.3f} ({min:.3f}–{max:.3f})".format(**per_batch[b])
-            for b in batches
-        ]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    sections["accuracy"] = lines
+
+    def accuracy_table(per_label):
+        lines = ["| normalization " + header, rule]
+        for label, per_batch in per_label.items():
+            cells = [
+                "{mean:.3f} ({min:.3f}–{max:.3f})".format(**per_batch[b])
+                for b in batches
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        return lines
+
+    sections["accuracy"] = accuracy_table(results["test accuracy"])
+    sections["training"] = accuracy_table(results["training accuracy"])
     lines = ["| layer, statistic " + header, rule]
     for layer, per_statistic in statistics_error(results).items():
         for statistic, per_batch in per_statistic.items():
