@@ -55,8 +55,8 @@ FILTERS = 32
 UNITS = 64
 GROUPS = 8  # GN in the head: 8 groups of 8 features
 # Training length: at least MIN_EPOCHS epochs and at least MIN_STEPS
-# steps at every batch size, so the small batches see the data as often
-# as the large ones, and the large batches take enough steps to converge.
+# steps at every batch size: the small batches see every image several
+# times, and the large batches take enough steps to converge.
 MIN_EPOCHS = size(4, 1)
 MIN_STEPS = size(800, 10)
 # Adam's rate at batch size 4, scaled with the square root of the batch
@@ -194,7 +194,7 @@ def spread(values):
 def main():
     start = time.time()
     x_train, y_train, x_test, y_test = digits("image")
-    samples = size(len(x_train), 128)  # a subset for the smoke run
+    samples = size(len(x_train), 64)  # a subset for the smoke run
     x_train, y_train = x_train[:samples], y_train[:samples]
 
     scores = {kind: {b: [] for b in BATCH_SIZES} for kind in KINDS}
