@@ -36,6 +36,7 @@ import time
 
 import keras
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 
 from keras_norms.initializers import HeNormal
@@ -64,7 +65,8 @@ ACTIVE = 1.10
 
 # --8<-- [start:data]
 # AlexNet's input: raw 0-255 pixel values minus the mean training image.
-# The digits' pixels are 0-16; scale them to 0-255 and centre each pixel.
+# digits() divides the 0-16 pixel values by 16: multiply them by 255 and
+# subtract each pixel's mean over the training set.
 x_train, y_train, x_test, y_test = digits("image")  # pixels in [0, 1]
 samples = size(len(x_train), 128)
 x_train, y_train = x_train[:samples], y_train[:samples]
@@ -533,7 +535,9 @@ axes[0].set_ylabel("test accuracy")
 axes[0].set_ylim(0.8, 1.0)
 axes[0].set_title(f"(a) test accuracy (thin: {len(SEEDS)} seeds, thick: mean)")
 axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
-bins = np.linspace(
+# Logarithmic bins: the divisor spans an order of magnitude at lrn1 and
+# stays within a few percent of k^beta elsewhere.
+bins = np.geomspace(
     1.0,
     max(a[n]["relative divisor"].max() for a in activity for n in LAYERS),
     60,
@@ -561,6 +565,10 @@ axes[1].hist(
 )
 axes[1].axvline(ACTIVE, color="k", linestyle=":", label="1.1 (active)")
 axes[1].set_yscale("log")
+axes[1].set_xscale("log")
+axes[1].xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+axes[1].set_xticks([1, 1.5, 2, 3, 5, 10])
+axes[1].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 axes[1].set_xlabel("divisor / $k^\\beta$")
 axes[1].set_ylabel("positions (test set)")
 axes[1].set_title("(b) LRN divisor, all seeds")
