@@ -45,9 +45,11 @@ from keras_norms.layers import PReLU
 
 from _common import SMOKE
 from _common import digits
+from _common import findings_table
+from _common import run_time_text
 from _common import save_figure
 from _common import save_results
-from _common import save_text
+from _common import save_sections
 from _common import size
 
 matplotlib.use("Agg")
@@ -474,11 +476,7 @@ def tables(results):
             for name in init[scale]
         }
     )
-    lines = ["| claim | holds in this run |", "|---|---|"]
-    for finding in results["findings"].values():
-        holds = "yes" if finding["holds"] else "**no**"
-        lines.append(f"| {finding['claim']} | {holds} |")
-    sections["findings"] = lines
+    sections["findings"] = findings_table(results["findings"])
     lines = [
         "| reference | our layer | max \\|difference\\| |",
         "|---|---|---|",
@@ -505,18 +503,14 @@ def tables(results):
         "Largest difference from the NumPy loop: "
         f"{results['within_channel_max_abs_difference']:.2g}."
     ]
-    minutes, seconds = divmod(round(results["run_time_seconds"]), 60)
     sections["run"] = [
         f"Numbers on this page: {results['backend']} backend, "
         f"{training['epochs']} epochs, seeds {training['seeds']}, "
         f"{training['optimizer']}; {training['training images']} training "
         f"and {training['test images']} test images. The whole script took "
-        f"{minutes} min {seconds} s on a 2-core CPU.",
+        f"{run_time_text(results['run_time_seconds'])} on a 2-core CPU.",
     ]
-    text = []
-    for name, lines in sections.items():
-        text += [f"--8<-- [start:{name}]", *lines, f"--8<-- [end:{name}]", ""]
-    return "\n".join(text)
+    return sections
 
 
 # The figure: test accuracy per epoch, and the distribution of the divisor.
@@ -583,7 +577,7 @@ RESULTS["run_time_seconds"] = time.perf_counter() - START
 RESULTS["backend"] = keras.backend.backend()
 RESULTS["findings"] = findings(RESULTS)
 save_results("04_alexnet_lrn", RESULTS)
-save_text("04_tables.md", tables(RESULTS))
+save_sections("04_tables.md", tables(RESULTS))
 for finding in RESULTS["findings"].values():
     print(f"{'holds' if finding['holds'] else 'FAILS'}: {finding['claim']}")
 print(f"done in {RESULTS['run_time_seconds']:.1f} s (smoke={SMOKE})")

@@ -43,9 +43,11 @@ from matplotlib.ticker import LogLocator  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 from _common import digits  # noqa: E402
+from _common import findings_table  # noqa: E402
+from _common import run_time_text  # noqa: E402
 from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
-from _common import save_text  # noqa: E402
+from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
 
 # --8<-- [start:settings]
@@ -256,7 +258,7 @@ def main():
     plot(results)
     results["run time (s)"] = round(time.time() - start, 1)
     save_results("05_group_vs_batch_normalization", results)
-    save_text("05_tables.md", tables(results))
+    save_sections("05_tables.md", tables(results))
 
 
 def statistics_error(results):
@@ -415,12 +417,7 @@ def tables(results):
                 f"| {layer}, {statistic} | " + " | ".join(cells) + " |"
             )
     sections["statistics"] = lines
-    lines = ["| claim | holds in this run |", "|---|---|"]
-    for finding in results["findings"].values():
-        holds = "yes" if finding["holds"] else "**no**"
-        lines.append(f"| {finding['claim']} | {holds} |")
-    sections["findings"] = lines
-    minutes, seconds = divmod(round(results["run time (s)"]), 60)
+    sections["findings"] = findings_table(results["findings"])
     schedule_text = "; ".join(
         f"batch {b}: {epochs} epoch{'s' * (epochs > 1)} at rate {rate:.2g}"
         for b, (epochs, rate) in results[
@@ -432,13 +429,10 @@ def tables(results):
         f"{results['seeds']}; {results['training samples']} training and "
         f"{results['test samples']} test images (one test image is "
         f"{1 / results['test samples']:.2%} of accuracy); Adam, "
-        f"{schedule_text}. The whole script took {minutes} min {seconds} s "
-        "on a 2-core CPU.",
+        f"{schedule_text}. The whole script took "
+        f"{run_time_text(results['run time (s)'])} on a 2-core CPU.",
     ]
-    text = []
-    for name, lines in sections.items():
-        text += [f"--8<-- [start:{name}]", *lines, f"--8<-- [end:{name}]", ""]
-    return "\n".join(text)
+    return sections
 
 
 if __name__ == "__main__":

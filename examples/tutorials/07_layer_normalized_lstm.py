@@ -34,9 +34,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from _common import digits  # noqa: E402
+from _common import findings_table  # noqa: E402
+from _common import run_time_text  # noqa: E402
 from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
-from _common import save_text  # noqa: E402
+from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
 
 UNITS = size(48, 8)
@@ -251,7 +253,7 @@ def main():
     }
     results["findings"] = findings(results)
     save_results("07_layer_normalized_lstm", results)
-    save_text("07_tables.md", tables(results))
+    save_sections("07_tables.md", tables(results))
     print(results)
 
 
@@ -330,12 +332,7 @@ def tables(results):
             cells = [f"{longer[where][name][n]:.3f}" for n in lengths]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         sections[where] = lines
-    lines = ["| claim | holds in this run |", "|---|---|"]
-    for finding in results["findings"].values():
-        holds = "yes" if finding["holds"] else "**no**"
-        lines.append(f"| {finding['claim']} | {holds} |")
-    sections["findings"] = lines
-    minutes, seconds = divmod(round(results["run time (s)"]), 60)
+    sections["findings"] = findings_table(results["findings"])
     settings = results["settings (batch: epochs, learning rate)"]
     sections["run"] = [
         f"Numbers on this page: {keras.backend.backend()} backend, "
@@ -344,13 +341,10 @@ def tables(results):
             f"batch {batch}: {epochs} epochs at learning rate {rate:g}"
             for batch, (epochs, rate) in settings.items()
         )
-        + f". The whole script took {minutes} min {seconds} s on a 2-core "
-        "CPU.",
+        + ". The whole script took "
+        + f"{run_time_text(results['run time (s)'])} on a 2-core CPU.",
     ]
-    text = []
-    for name, lines in sections.items():
-        text += [f"--8<-- [start:{name}]", *lines, f"--8<-- [end:{name}]", ""]
-    return "\n".join(text)
+    return sections
 
 
 if __name__ == "__main__":
