@@ -90,3 +90,38 @@ def save_results(name, results):
     path.write_text(json.dumps(results, indent=2, default=float) + "\n")
     print(f"results: {path}")
     return path
+
+
+def finding(claim, holds):
+    """One of a tutorial's findings: a claim of the paper, in words, and
+    whether this run's numbers support it."""
+    return {"claim": claim, "holds": bool(holds)}
+
+
+def findings_table(findings):
+    """The findings as Markdown table lines."""
+    lines = ["| claim | holds in this run |", "|---|---|"]
+    for item in findings.values():
+        holds = "yes" if item["holds"] else "**no**"
+        lines.append(f"| {item['claim']} | {holds} |")
+    return lines
+
+
+def save_sections(name, sections):
+    """Write ``sections`` ({section: Markdown lines}) as one file with
+    snippet markers, so that a page includes each section where it
+    discusses it: ``--8<-- "docs/tutorials/results/<name>:<section>"``."""
+    text = []
+    for section, lines in sections.items():
+        text += [
+            f"--8<-- [start:{section}]",
+            *lines,
+            f"--8<-- [end:{section}]",
+            "",
+        ]
+    return save_text(name, "\n".join(text))
+
+
+def run_time_text(seconds):
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
