@@ -35,8 +35,12 @@ from keras_norms.initializers import calculate_gain
 
 from _common import SMOKE
 from _common import digits
+from _common import finding
+from _common import findings_table
+from _common import run_time_text
 from _common import save_figure
 from _common import save_results
+from _common import save_sections
 from _common import size
 
 matplotlib.use("Agg")
@@ -48,8 +52,12 @@ RESULTS = {}
 
 # --8<-- [start:stack]
 DEPTH = size(30, 10)
-# Alternating wide and narrow layers, so that fan_in and fan_out differ.
-WIDTHS = [64] + [size(384, 96), size(96, 24)] * (DEPTH // 2)
+# Glorot & Bengio's derivation is for layers of equal width (their
+# networks have 1000 units per layer): the tanh stack keeps one width.
+EQUAL_WIDTHS = [64] + [size(256, 32)] * DEPTH
+# For the rectifiers, alternating wide and narrow layers, so that fan_in
+# and fan_out differ and He et al.'s two modes can be told apart.
+ALTERNATING_WIDTHS = [64] + [size(384, 96), size(96, 24)] * (DEPTH // 2)
 SLOPE = 0.25  # PReLU's initial slope (He et al.)
 
 ACTIVATIONS = {
@@ -62,7 +70,7 @@ ACTIVATIONS = {
 }
 
 
-def variances(initializer, activation, batch=512):
+def variances(initializer, activation, widths, batch=512):
     """Per-layer Var[y_l] (forward) and Var[dL/dx_l] (backward) at init.
 
     ``y_l = x_l W_l`` is layer l's pre-activation and ``x_l`` its input.
@@ -73,9 +81,9 @@ def variances(initializer, activation, batch=512):
     f, df = ACTIVATIONS[activation]
     kernels = [
         keras.ops.convert_to_numpy(initializer((n_in, n_out))).astype("f8")
-        for n_in, n_out in zip(WIDTHS[:-1], WIDTHS[1:], strict=True)
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True)
     ]
-    x = np.random.default_rng(0).standard_normal((batch, WIDTHS[0]))
+    x = np.random.default_rng(0).standard_normal((batch, widths[0]))
     pre = []
     for w in kernels:
         pre.append(x @ w)
@@ -102,6 +110,8 @@ INITS = {
     "HeNormal(fan_out)": HeNormal(mode="fan_out"),
     "HeNormal(fan_in, negative_slope=0.25)": HeNormal(negative_slope=SLOPE),
 }
+WIDTHS = {"tanh": EQUAL_WIDTHS, "relu": ALTERNATING_WIDTHS}
+WIDTHS["prelu"] = ALTERNATING_WIDTHS
 PANELS = {
     "tanh": [
         "standard U(±1/√n_in)",
@@ -117,11 +127,12 @@ PANELS = {
 }
 # --8<-- [end:inits]
 
-figure, axes = plt.subplots(2, 3, figsize=(14, 7.5), sharex=True)
+figure, axes = plt.subplots(2, 3, figsize=(15, 9), sharex=True)
 RESULTS["variance_per_layer"] = {}
 for column, (activation, names) in enumerate(PANELS.items()):
+    widths = WIDTHS[activation]
     for name in names:
-        forward, backward = variances(INITS[name], activation)
+        forward, backward = variances(INITS[name], activation, widths)
         layers = np.arange(1, len(forward) + 1)
         axes[0, column].semilogy(layers, forward, marker=".", label=name)
         axes[1, column].semilogy(layers, backward, marker=".", label=name)
@@ -136,16 +147,21 @@ for column, (activation, names) in enumerate(PANELS.items()):
             f"layer {len(forward)} {forward[-1]:9.3g} | Var[dx] layer 1 "
             f"{backward[0]:9.3g} layer {len(forward)} {backward[-1]:9.3g}"
         )
-    axes[0, column].set_title(f"{activation} stack: forward")
-    axes[1, column].set_title(f"{activation} stack: backward")
+    shape = (
+        f"width {widths[1]}"
+        if len(set(widths[1:])) == 1
+        else f"widths {widths[1]}/{widths[2]}"
+    )
+    axes[0, column].set_title(f"{activation} stack ({shape}): forward")
+    axes[1, column].set_title(f"{activation} stack ({shape}): backward")
     axes[0, column].set_ylabel("Var of pre-activation $y_l$")
     axes[1, column].set_ylabel("Var of gradient $\\partial L/\\partial x_l$")
     axes[1, column].set_xlabel("layer $l$")
-    axes[0, column].legend(fontsize=7)
-figure.suptitle(
-    f"Variance per layer at initialization ({DEPTH} Dense layers, widths "
-    f"alternating {WIDTHS[1]}/{WIDTHS[2]})"
-)
+    # Below the panel: the curves fill the panels.
+    axes[1, column].legend(
+        fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.18)
+    )
+figure.suptitle(f"Variance per layer at initialization ({DEPTH} Dense layers)")
 figure.tight_layout()
 save_figure(figure, "02_variance_per_layer")
 
@@ -182,6 +198,16 @@ def deep_mlp(kernel_initializer, activation="relu", depth=30, width=128):
 # --8<-- [end:deep_mlp]
 
 
+def signal_reaching_softmax(model, x):
+    """Var of the softmax's input over Var of the network's input, at
+    initialization."""
+    logits = keras.Model(model.inputs, model.layers[-2].output)
+    return float(
+        np.var(keras.ops.convert_to_numpy(logits.predict(x, verbose=0)))
+        / np.var(x)
+    )
+
+
 # --8<-- [start:train]
 EPOCHS = size(15, 2)
 TRAINED = {
@@ -194,10 +220,11 @@ TRAINED = {
         HeNormal(negative_slope=SLOPE),
     ),
 }
-histories = {}
+histories, signal = {}, {}
 for name, (activation, initializer) in TRAINED.items():
     keras.utils.set_random_seed(1)
     model = deep_mlp(initializer, activation, depth=DEPTH)
+    signal[name] = signal_reaching_softmax(model, x_test)
     history = model.fit(
         x_train,
         y_train,
@@ -222,11 +249,12 @@ RESULTS["deep_mlp"] = {
         name: {
             "train_loss": h["loss"],
             "test_accuracy": h["val_accuracy"],
+            "softmax input variance / input variance, at init": signal[name],
         }
         for name, h in histories.items()
     },
 }
-figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
 for name, h in histories.items():
     epochs = np.arange(1, len(h["loss"]) + 1)
     axes[0].plot(epochs, h["loss"], label=name)
@@ -235,7 +263,7 @@ axes[0].set_ylabel("training loss")
 axes[1].set_ylabel("test accuracy")
 for axis in axes:
     axis.set_xlabel("epoch")
-    axis.legend(fontsize=8)
+axes[1].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1))
 figure.suptitle(f"{DEPTH}-layer MLP on the 8x8 digits, SGD with momentum")
 figure.tight_layout()
 save_figure(figure, "02_deep_mlp_training")
@@ -303,5 +331,170 @@ RESULTS["shared_initializer_identical_kernels"] = {
     name: kernels_identical(initializer) for name, initializer in shared.items()
 }
 RESULTS["run_time_seconds"] = time.perf_counter() - START
+
+
+def change(entry, direction):
+    """last / first layer's variance, forward or backward."""
+    return entry[f"{direction}_last"] / entry[f"{direction}_first"]
+
+
+def within(ratio, factor=10.0):
+    return 1 / factor <= ratio <= factor
+
+
+def findings(results):
+    per_layer = results["variance_per_layer"]
+    mlp = results["deep_mlp"]
+
+    return {
+        "xavier_tanh_backward": finding(
+            "tanh, equal widths: Xavier keeps the variance of the "
+            "gradients within a factor of 10 over the stack",
+            within(change(per_layer["tanh / XavierUniform"], "backward")),
+        ),
+        "xavier_vs_standard": finding(
+            "tanh, equal widths: Xavier loses at least 100 times less of "
+            "the forward variance over the stack than the standard "
+            "initialization",
+            change(per_layer["tanh / XavierUniform"], "forward")
+            >= 100
+            * change(per_layer["tanh / standard U(±1/√n_in)"], "forward"),
+        ),
+        "standard_tanh": finding(
+            "tanh, equal widths: the standard initialization loses more "
+            "than a factor of 1000 of the forward variance over the stack",
+            change(per_layer["tanh / standard U(±1/√n_in)"], "forward") < 1e-3,
+        ),
+        "xavier_relu": finding(
+            "ReLU: Xavier loses more than a factor of 1000 of the forward "
+            "variance over the stack",
+            change(per_layer["relu / XavierUniform"], "forward") < 1e-3,
+        ),
+        "he_fan_in": finding(
+            "ReLU: He (fan_in) keeps the forward variance within a factor "
+            "of 10",
+            within(change(per_layer["relu / HeNormal(fan_in)"], "forward")),
+        ),
+        "he_fan_out": finding(
+            "ReLU: He (fan_out) keeps the backward variance within a "
+            "factor of 10",
+            within(change(per_layer["relu / HeNormal(fan_out)"], "backward")),
+        ),
+        "prelu_slope": finding(
+            "PReLU: negative_slope=0.25 keeps the forward variance within "
+            "a factor of 10, closer to flat than He's ReLU formula",
+            within(
+                change(
+                    per_layer["prelu / HeNormal(fan_in, negative_slope=0.25)"],
+                    "forward",
+                )
+            )
+            and abs(
+                np.log(
+                    change(
+                        per_layer[
+                            "prelu / HeNormal(fan_in, negative_slope=0.25)"
+                        ],
+                        "forward",
+                    )
+                )
+            )
+            < abs(
+                np.log(change(per_layer["prelu / HeNormal(fan_in)"], "forward"))
+            ),
+        ),
+        "xavier_stalls": finding(
+            f"A {mlp['depth']}-layer ReLU MLP with Xavier stays at chance "
+            "(final training loss within 1% of ln 10)",
+            abs(mlp["ReLU, XavierUniform"]["train_loss"][-1] / np.log(10) - 1)
+            < 0.01,
+        ),
+        "he_trains": finding(
+            f"The same {mlp['depth']}-layer MLP with He trains (final test "
+            "accuracy above 0.9)",
+            mlp["ReLU, HeNormal"]["test_accuracy"][-1] > 0.9,
+        ),
+        "shared": finding(
+            "One unseeded Keras initializer shared by two layers gives them "
+            "identical kernels; keras_norms' does not",
+            results["shared_initializer_identical_kernels"][
+                "keras.initializers.HeNormal()"
+            ]
+            and not results["shared_initializer_identical_kernels"][
+                "keras_norms.initializers.HeNormal()"
+            ],
+        ),
+    }
+
+
+def tables(results):
+    """The page's tables, from this run's numbers, by section."""
+    sections = {}
+    per_layer = results["variance_per_layer"]
+    last = DEPTH
+    lines = [
+        f"| stack / initializer | Var[$y_1$] | Var[$y_{{{last}}}$] | "
+        f"Var[$\\partial L/\\partial x_1$] | "
+        f"Var[$\\partial L/\\partial x_{{{last}}}$] |",
+        "|---|---|---|---|---|",
+    ]
+    for key, entry in per_layer.items():
+        stack, name = key.split(" / ", 1)
+        cells = [
+            f"{entry[k]:.2g}"
+            for k in (
+                "forward_first",
+                "forward_last",
+                "backward_first",
+                "backward_last",
+            )
+        ]
+        lines.append(f"| {stack} / `{name}` | " + " | ".join(cells) + " |")
+    sections["variance"] = lines
+    mlp = results["deep_mlp"]
+    lines = [
+        f"| {mlp['depth']} layers of {mlp['width']} units, "
+        f"{mlp['optimizer']}, {mlp['epochs']} epochs | softmax input / "
+        "input variance at init | final training loss | final test "
+        "accuracy |",
+        "|---|---|---|---|",
+    ]
+    for name in TRAINED:
+        entry = mlp[name]
+        lines.append(
+            f"| {name} | "
+            f"{entry['softmax input variance / input variance, at init']:.2g}"
+            f" | {entry['train_loss'][-1]:.3f} | "
+            f"{entry['test_accuracy'][-1]:.3f} |"
+        )
+    sections["mlp"] = lines
+    gain = results["gain"]
+    sections["gain"] = [
+        f"The standard deviation of `HeNormal(negative_slope=0.25)` for "
+        f"fan-in 4096 was measured at {gain['measured_std_fan_in_4096']:.6f}"
+        f" against $1.372 / 64 = {gain['expected_std_fan_in_4096']:.6f}$ "
+        "expected.",
+    ]
+    lines = [
+        "| initializer object passed to two `Dense` layers | "
+        "identical kernels? |",
+        "|---|---|",
+    ]
+    for name, identical in results[
+        "shared_initializer_identical_kernels"
+    ].items():
+        lines.append(f"| `{name}` | {'**yes**' if identical else 'no'} |")
+    sections["shared"] = lines
+    sections["findings"] = findings_table(results["findings"])
+    sections["run"] = [
+        f"Numbers on this page: {keras.backend.backend()} backend, one seed; "
+        f"the whole script took {run_time_text(results['run_time_seconds'])}"
+        " on a 2-core CPU.",
+    ]
+    return sections
+
+
+RESULTS["findings"] = findings(RESULTS)
 save_results("02_initialization", RESULTS)
+save_sections("02_tables.md", tables(RESULTS))
 print(f"done in {RESULTS['run_time_seconds']:.1f} s (smoke={SMOKE})")
