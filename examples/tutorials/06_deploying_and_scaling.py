@@ -31,8 +31,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from _common import digits  # noqa: E402
+from _common import finding  # noqa: E402
+from _common import findings_table  # noqa: E402
+from _common import run_time_text  # noqa: E402
 from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
+from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -190,8 +194,91 @@ def main():
         },
         "run time (s)": round(time.time() - start, 1),
     }
+    results["findings"] = findings(results)
     save_results("06_deploying_and_scaling", results)
+    save_sections("06_tables.md", tables(results))
     print(json.dumps(results, indent=2))
+
+
+def findings(results):
+    folding = results["folding"]
+    synchronized = results["synchronized statistics"]
+    return {
+        "fold_exact": finding(
+            "Folding changes the outputs only by float32 rounding (at most "
+            "1e-5) and leaves the test accuracy as it was",
+            folding["max |original - folded| (softmax outputs)"] <= 1e-5
+            and folding["test accuracy"]["original"]
+            == folding["test accuracy"]["folded"],
+        ),
+        "fold_faster": finding(
+            "The folded model is faster (median latency)",
+            folding["folded / original latency"] < 1,
+        ),
+        "synchronized_global": finding(
+            "With synchronized=True every replica normalizes with the "
+            "global batch's mean (to 1e-6)",
+            max(synchronized["max |synchronized - global| per replica"])
+            <= 1e-6,
+        ),
+        "local_own_half": finding(
+            "With synchronized=False each replica normalizes with its own "
+            "half's mean (to 1e-6), not the global one",
+            max(synchronized["max |local - own half| per replica"]) <= 1e-6
+            and min(synchronized["max |local - global| per replica"]) > 1e-3,
+        ),
+    }
+
+
+def tables(results):
+    """The page's tables, from this run's numbers, by section."""
+    folding = results["folding"]
+    latency = folding["median latency, batch of 256 (ms)"]
+    accuracy = folding["test accuracy"]
+    sections = {
+        "fold": [
+            "| | original | folded |",
+            "|---|---|---|",
+            f"| layers | {folding['layers before']} | "
+            f"{folding['layers after']} |",
+            f"| test accuracy | {accuracy['original']:.4f} | "
+            f"{accuracy['folded']:.4f} |",
+            f"| median latency, 256 digits, `model(x)` | "
+            f"{latency['original']:.1f} ms | {latency['folded']:.1f} ms |",
+            "",
+            "Largest difference of the outputs (softmax probabilities): "
+            f"{folding['max |original - folded| (softmax outputs)']:.1e}; "
+            "folded / original latency: "
+            f"{folding['folded / original latency']:.2f}.",
+        ],
+    }
+    synchronized = results["synchronized statistics"]
+    rows = {
+        "max \\|synchronized mean − global mean (NumPy)\\|": (
+            "max |synchronized - global| per replica"
+        ),
+        "max \\|local mean − its own half's mean\\|": (
+            "max |local - own half| per replica"
+        ),
+        "max \\|local mean − global mean\\|": (
+            "max |local - global| per replica"
+        ),
+    }
+    lines = ["| | replica 0 | replica 1 |", "|---|---|---|"]
+    for label, key in rows.items():
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{value:.3g}" for value in synchronized[key])
+            + " |"
+        )
+    sections["synchronized"] = lines
+    sections["findings"] = findings_table(results["findings"])
+    sections["run"] = [
+        f"Numbers on this page: {keras.backend.backend()} backend; the "
+        f"whole script took {run_time_text(results['run time (s)'])} on a "
+        "2-core CPU.",
+    ]
+    return sections
 
 
 if __name__ == "__main__":
