@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOCS = os.path.join(HERE, "..", "docs")
@@ -360,10 +361,10 @@ def plot(results, path):
         for row in result["rows"]:
             if row["layer"] not in layers:
                 layers.append(row["layer"])
-    columns = 4
+    columns = 3
     rows = math.ceil(len(layers) / columns)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False
+        rows, columns, figsize=(5.5 * columns, 4.2 * rows), squeeze=False
     )
     colors = {"torch": "C3", "tensorflow": "C1", "jax": "C0"}
     styles = {"ours": "-", "core": "--", "native": ":"}
@@ -390,12 +391,15 @@ def plot(results, path):
         ax.set_xlabel("input elements")
         ax.set_ylabel("ms per step")
         ax.grid(True, which="both", alpha=0.3)
+        # Minor labels on short log ranges overlap the major ones.
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     for index in range(len(layers), rows * columns):
         axes[index // columns][index % columns].axis("off")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower right", ncol=3, fontsize=8)
+    figure.legend(handles, labels, loc="lower right", ncol=3, fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=100)
 
 
 def main():

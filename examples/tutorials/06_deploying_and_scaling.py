@@ -161,7 +161,10 @@ def main():
         ylabel="batch mean used by BN",
         title="Replica 0: digits 0-4, replica 1: digits 5-9",
     )
-    axis.legend(fontsize=8, ncol=2)
+    # Below the axes: the lines span the whole width.
+    axis.legend(
+        fontsize=9, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22)
+    )
     save_figure(figure, "06_synchronized_statistics")
     plt.close(figure)
 
