@@ -253,9 +253,11 @@ class RecurrentBatchNormalization(TimestepBatchNormalization):
 
     ``gamma`` starts at 0.1 and there is no ``beta`` (``center=False``), as
     recommended for the normalized terms inside an LSTM by Cooijmans et al.
-    (2016): with ``gamma = 1`` the normalized pre-activations saturate
-    ``tanh`` and block the gradient flow; the bias of the recurrent layer
-    plays the role of ``beta``. Any argument can still be overridden.
+    (2016), who argue that with ``gamma = 1`` the normalized
+    pre-activations saturate ``tanh`` and block the gradient flow (the
+    saturation is real; the docs' recurrent tutorial measures the gradient
+    flow); the bias of the recurrent layer plays the role of ``beta``. Any
+    argument can still be overridden.
 
     Args:
         gamma_initializer (str | Initializer | None): Initializer for
