@@ -255,9 +255,10 @@ class RecurrentBatchNormalization(TimestepBatchNormalization):
     recommended for the normalized terms inside an LSTM by Cooijmans et al.
     (2016), who argue that with ``gamma = 1`` the normalized
     pre-activations saturate ``tanh`` and block the gradient flow (the
-    saturation is real; the docs' recurrent tutorial measures the gradient
-    flow); the bias of the recurrent layer plays the role of ``beta``. Any
-    argument can still be overridden.
+    recurrent batch normalization tutorial measures this: ``tanh``
+    saturates, but at initialization the gradient does not vanish faster
+    than with 0.1); the bias of the recurrent layer plays the role of
+    ``beta``. Any argument can still be overridden.
 
     Args:
         gamma_initializer (str | Initializer | None): Initializer for
