@@ -34,9 +34,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from _common import digits  # noqa: E402
+from _common import finding  # noqa: E402
+from _common import findings_table  # noqa: E402
+from _common import run_time_text  # noqa: E402
 from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
-from _common import save_text  # noqa: E402
+from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
 
 UNITS = size(48, 8)
@@ -53,38 +56,6 @@ FROM_STEP = 8
 INFERENCE_CHECK = "inference: padded with mask vs each sequence alone, no mask"
 
 plt.rcParams.update({"font.size": 13})
-
-
-def finding(claim, holds):
-    """One of the tutorial's findings: a claim of the paper, in words, and
-    whether this run's numbers support it."""
-    return {"claim": claim, "holds": bool(holds)}
-
-
-def findings_table(findings):
-    """The findings as Markdown table lines."""
-    lines = ["| claim | holds in this run |", "|---|---|"]
-    for item in findings.values():
-        holds = "yes" if item["holds"] else "**no**"
-        claim = item["claim"].replace("|", "\\|")
-        lines.append(f"| {claim} | {holds} |")
-    return lines
-
-
-def save_sections(name, sections):
-    """Write ``sections`` ({section: Markdown lines}) as one file with
-    snippet markers, so that the page includes each section where it
-    discusses it."""
-    text = []
-    for section, lines in sections.items():
-        text += [f"--8<-- [start:{section}]", *lines, f"--8<-- [end:{section}]"]
-        text.append("")
-    return save_text(name, "\n".join(text))
-
-
-def run_time_text(seconds):
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 def spread(values):
