@@ -12,7 +12,17 @@ BACKEND = keras.backend.backend()
 KERAS_VERSION = tuple(int(part) for part in keras.__version__.split(".")[:2])
 
 
-def jax_multi_process_unavailable():
+def multi_process_unavailable(scripts, otherwise):
+    """Why the multi-process run of ``scripts[BACKEND]`` cannot happen here
+    (``otherwise`` if this backend has none), or None."""
+    if BACKEND not in scripts:
+        return otherwise
+    if BACKEND == "jax":
+        return _jax_multi_process_unavailable()
+    return None
+
+
+def _jax_multi_process_unavailable():
     """Why ``model.fit`` under DataParallel cannot run across JAX processes
     on CPU here (each process feeding its own shard), or None."""
     import jax

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from helpers import BACKEND
-from helpers import jax_multi_process_unavailable
+from helpers import multi_process_unavailable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples", "distributed")
@@ -88,15 +88,10 @@ def _process_launches():
     return [([coordinator, "2", str(index)], {}) for index in range(2)]
 
 
-def _multi_process_unavailable():
-    if BACKEND not in MULTI_PROCESS:
-        return f"no multi-process example for {BACKEND} besides the above"
-    if BACKEND == "jax":
-        return jax_multi_process_unavailable()
-    return None
-
-
-MULTI_PROCESS_UNAVAILABLE = _multi_process_unavailable()
+MULTI_PROCESS_UNAVAILABLE = multi_process_unavailable(
+    MULTI_PROCESS,
+    otherwise=f"no multi-process example for {BACKEND} besides the above",
+)
 
 
 @pytest.mark.skipif(

@@ -23,7 +23,7 @@ from keras_norms.layers import BatchNormalization
 
 import reference
 from helpers import BACKEND
-from helpers import jax_multi_process_unavailable
+from helpers import multi_process_unavailable
 from helpers import to_numpy
 
 SCRIPTS = {
@@ -56,16 +56,10 @@ def test_multi_replica_engine_matches_full_batch():
     _run_script(SCRIPTS[BACKEND], timeout=600)
 
 
-def _multi_process_unavailable():
-    """Why the multi-process script cannot run here, or None."""
-    if BACKEND not in MULTI_PROCESS_SCRIPTS:
-        return f"{SCRIPTS[BACKEND]} already runs in several processes"
-    if BACKEND == "jax":
-        return jax_multi_process_unavailable()
-    return None
-
-
-MULTI_PROCESS_UNAVAILABLE = _multi_process_unavailable()
+MULTI_PROCESS_UNAVAILABLE = multi_process_unavailable(
+    MULTI_PROCESS_SCRIPTS,
+    otherwise=f"{SCRIPTS[BACKEND]} already runs in several processes",
+)
 
 
 @pytest.mark.skipif(
