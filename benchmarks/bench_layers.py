@@ -400,19 +400,25 @@ def run_information(repeats):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=21)
+def parse_arguments(description, repeats, what):
+    """The command line both benchmark scripts take; announces the run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--tiny", action="store_true", help="CI smoke run")
-    parser.add_argument("--only", help="run layers whose name contains this")
+    parser.add_argument("--only", help=f"run {what} whose name contains this")
     parser.add_argument("--output", help="JSON path (default: results/)")
     args = parser.parse_args()
     if args.tiny:
         args.repeats = min(args.repeats, 2)
-    rng = np.random.default_rng(0)
     print(
         f"backend {BACKEND}, keras {keras.__version__}, {args.repeats} rounds"
     )
+    return args
+
+
+def main():
+    args = parse_arguments(__doc__.split("\n")[0], 21, "layers")
+    rng = np.random.default_rng(0)
     rows = []
     for case in cases(args.tiny):
         if args.only and args.only.lower() not in case[0].lower():

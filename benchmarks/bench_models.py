@@ -28,7 +28,6 @@ turns within a round). Results go to
 them on the results page.
 """
 
-import argparse
 import statistics
 
 import keras
@@ -36,6 +35,7 @@ import numpy as np
 from bench_layers import BACKEND
 from bench_layers import _with_torch_peak_bytes
 from bench_layers import interleaved
+from bench_layers import parse_arguments
 from bench_layers import write_results
 
 import keras_norms
@@ -259,19 +259,9 @@ def run_folding_case(case, repeats, rng):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--tiny", action="store_true", help="CI smoke run")
-    parser.add_argument("--only", help="run models whose name contains this")
-    parser.add_argument("--output", help="JSON path (default: results/)")
-    args = parser.parse_args()
-    if args.tiny:
-        args.repeats = min(args.repeats, 2)
+    args = parse_arguments(__doc__.split("\n")[0], 15, "models")
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
-    print(
-        f"backend {BACKEND}, keras {keras.__version__}, {args.repeats} rounds"
-    )
 
     def selected(name):
         return not args.only or args.only.lower() in name.lower()

@@ -42,6 +42,7 @@ from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
 from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
+from _common import spread  # noqa: E402
 
 EPOCHS = size(30, 1)
 RECORD_EVERY = size(20, 20)  # steps between two recordings
@@ -326,12 +327,9 @@ def main():
     def accuracy_at(label, fraction):
         recorders = runs[label]
         index = int(fraction * (len(recorders[0].steps) - 1))
-        values = [r.accuracy[index] for r in recorders]
         return {
             "step": recorders[0].steps[index],
-            "mean": float(np.mean(values)),
-            "min": float(np.min(values)),
-            "max": float(np.max(values)),
+            **spread([r.accuracy[index] for r in recorders]),
         }
 
     def percentiles(label):

@@ -41,6 +41,7 @@ from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
 from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
+from _common import spread  # noqa: E402
 
 UNITS = size(48, 8)
 EPOCHS = size(12, 2)
@@ -56,15 +57,6 @@ FROM_STEP = 8
 INFERENCE_CHECK = "inference: padded with mask vs each sequence alone, no mask"
 
 plt.rcParams.update({"font.size": 13})
-
-
-def spread(values):
-    """Mean, min and max over the seeds."""
-    return {
-        "mean": float(np.mean(values)),
-        "min": float(np.min(values)),
-        "max": float(np.max(values)),
-    }
 
 
 # --8<-- [start:models]

@@ -51,6 +51,7 @@ from _common import save_figure
 from _common import save_results
 from _common import save_sections
 from _common import size
+from _common import spread
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -193,15 +194,6 @@ def lrn_activity(model, x):
 
 
 # --8<-- [end:activity]
-
-
-def spread(values):
-    """Mean, min and max over the seeds."""
-    return {
-        "mean": float(np.mean(values)),
-        "min": float(np.min(values)),
-        "max": float(np.max(values)),
-    }
 
 
 ARMS = {"with LRN": True, "without LRN": False}

@@ -49,6 +49,7 @@ from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
 from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
+from _common import spread  # noqa: E402
 
 # --8<-- [start:settings]
 BATCH_SIZES = size((2, 4, 8, 32), (2, 32))
@@ -182,15 +183,6 @@ def statistics_errors(model, x_train, seed):
         values = outputs.predict(x_train, verbose=0).astype(np.float64)
         errors[name] = batch_estimate_errors(values, BATCH_SIZES, rng)
     return errors
-
-
-def spread(values):
-    """Mean, min and max over the seeds."""
-    return {
-        "mean": float(np.mean(values)),
-        "min": float(np.min(values)),
-        "max": float(np.max(values)),
-    }
 
 
 def main():

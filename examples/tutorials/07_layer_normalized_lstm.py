@@ -40,6 +40,7 @@ from _common import save_figure  # noqa: E402
 from _common import save_results  # noqa: E402
 from _common import save_sections  # noqa: E402
 from _common import size  # noqa: E402
+from _common import spread  # noqa: E402
 
 UNITS = size(48, 8)
 SEEDS = size((0, 1, 2, 3, 4), (0,))
@@ -129,15 +130,6 @@ def test_canvas(x, where, rows):
 def accuracy(model, x, y):
     predictions = model.predict(x, batch_size=256, verbose=0)
     return float(np.mean(predictions.argmax(axis=1) == y))
-
-
-def spread(values):
-    """Mean, min and max over the seeds."""
-    return {
-        "mean": float(np.mean(values)),
-        "min": float(np.min(values)),
-        "max": float(np.max(values)),
-    }
 
 
 def main():

@@ -92,6 +92,15 @@ def save_results(name, results):
     return path
 
 
+def spread(values):
+    """Mean, min and max over the seeds."""
+    return {
+        "mean": float(np.mean(values)),
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
+    }
+
+
 def finding(claim, holds):
     """One of a tutorial's findings: a claim of the paper, in words, and
     whether this run's numbers support it."""
