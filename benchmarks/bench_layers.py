@@ -49,10 +49,16 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 def keras_layer_step(layer, x, rng):
     """A no-argument function running forward + backward of ``layer``,
-    against a random upstream gradient of the output's shape."""
+    against a random upstream gradient of the output's shape.
+
+    ``x`` reaches the layer in the layer's compute dtype, as a preceding
+    layer under the same dtype policy would deliver it (float16 or
+    bfloat16 under the mixed policies)."""
     layer.build(x.shape)
     output_shape = layer.compute_output_shape(x.shape)
     upstream = rng.normal(size=output_shape).astype("float32")
+    x = keras.ops.cast(x, layer.compute_dtype)
+    upstream = keras.ops.cast(upstream, layer.compute_dtype)
     # LayerNormalization-like layers take no `training` argument.
     layer.call_kwargs = (
         {"training": True} if layer._call_has_training_arg else {}
@@ -70,7 +76,6 @@ def _jax_layer_step(layer, x, upstream):
 
     trainable = [v.value for v in layer.trainable_variables]
     non_trainable = [v.value for v in layer.non_trainable_variables]
-    x, upstream = jnp.asarray(x), jnp.asarray(upstream)
 
     def loss(trainable, x, non_trainable):
         y, non_trainable = layer.stateless_call(
@@ -98,8 +103,6 @@ def _temporary_bytes(compiled):
 def _tensorflow_layer_step(layer, x, upstream):
     import tensorflow as tf
 
-    x, upstream = tf.constant(x), tf.constant(upstream)
-
     @tf.function
     def run():
         with tf.GradientTape() as tape:
@@ -116,8 +119,7 @@ def _tensorflow_layer_step(layer, x, upstream):
 def _torch_layer_step(layer, x, upstream):
     import torch
 
-    x = torch.tensor(x, requires_grad=True)
-    upstream = torch.tensor(upstream)
+    x = x.detach().requires_grad_(True)
     weights = [v.value for v in layer.trainable_variables]
 
     def step():
@@ -312,6 +314,16 @@ def cases(tiny):
     ]  # fmt: skip
 
 
+# The normalization layers with a Keras core peer, also measured under the
+# mixed-precision policies (where accelerator users train). Natives are
+# compared in float32 only.
+MIXED_PRECISION_CASES = (
+    "BN conv NHWC", "BN conv NCHW", "BN dense", "LN", "GN", "RMS",
+    "TimestepBN",
+)  # fmt: skip
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 # --- Measurement --------------------------------------------------------------
 
 
@@ -333,17 +345,21 @@ def to_layout(x, axis):
     return x if axis == -1 else np.ascontiguousarray(np.moveaxis(x, -1, 1))
 
 
-def run_case(case, repeats, rng):
+def run_case(case, repeats, rng, policy="float32"):
     name, sizes, ours, core, native_kind, native_options, axis = case
     rows = []
     for size in sizes:
         x = rng.normal(size=size).astype("float32")
         upstream = rng.normal(size=size).astype("float32")
         xl = to_layout(x, axis)
-        steps = {"ours": keras_layer_step(ours(), xl, rng)}
-        if core is not None:
-            steps["core"] = keras_layer_step(core(), xl, rng)
-        if native_kind is not None:
+        keras.config.set_dtype_policy(policy)
+        try:
+            steps = {"ours": keras_layer_step(ours(), xl, rng)}
+            if core is not None:
+                steps["core"] = keras_layer_step(core(), xl, rng)
+        finally:
+            keras.config.set_dtype_policy("float32")
+        if native_kind is not None and policy == "float32":
             native = native_step(native_kind, x, upstream, **native_options)
             if native is not None:
                 steps["native"] = native
@@ -351,6 +367,7 @@ def run_case(case, repeats, rng):
         row = {
             "layer": name,
             "shape": list(size),
+            "policy": policy,
             "median_ms": {
                 k: 1e3 * statistics.median(v) for k, v in times.items()
             },
@@ -385,7 +402,10 @@ def _format_row(row):
         else ""
     )
     shape = str(tuple(row["shape"]))
-    return f"{row['layer']:<13} {shape:<18} {ms}  {ratios}{memory}"
+    policy = row.get("policy", "float32")
+    return (
+        f"{row['layer']:<13} {shape:<18} {policy:<14} {ms}  {ratios}{memory}"
+    )
 
 
 def run_information(repeats):
@@ -407,6 +427,12 @@ def parse_arguments(description, repeats, what):
     parser.add_argument("--tiny", action="store_true", help="CI smoke run")
     parser.add_argument("--only", help=f"run {what} whose name contains this")
     parser.add_argument("--output", help="JSON path (default: results/)")
+    parser.add_argument(
+        "--policies",
+        default=",".join(POLICIES),
+        help="dtype policies, comma-separated (the mixed ones apply to the "
+        "normalization layers with a Keras core peer)",
+    )
     args = parser.parse_args()
     if args.tiny:
         args.repeats = min(args.repeats, 2)
@@ -420,10 +446,13 @@ def main():
     args = parse_arguments(__doc__.split("\n")[0], 21, "layers")
     rng = np.random.default_rng(0)
     rows = []
-    for case in cases(args.tiny):
-        if args.only and args.only.lower() not in case[0].lower():
-            continue
-        rows += run_case(case, args.repeats, rng)
+    for policy in args.policies.split(","):
+        for case in cases(args.tiny):
+            if args.only and args.only.lower() not in case[0].lower():
+                continue
+            if policy != "float32" and case[0] not in MIXED_PRECISION_CASES:
+                continue
+            rows += run_case(case, args.repeats, rng, policy)
     write_results({"rows": rows}, f"{BACKEND}.json", args)
 
 
@@ -432,7 +461,8 @@ def write_results(result, name, args):
     ``results/<name>`` for a complete full-size run (a partial or tiny
     run does not overwrite the results page's numbers)."""
     output = args.output
-    if output is None and not args.tiny and not args.only:
+    partial = args.only or args.policies != ",".join(POLICIES)
+    if output is None and not args.tiny and not partial:
         os.makedirs(RESULTS, exist_ok=True)
         output = os.path.join(RESULTS, name)
     if output:

@@ -13,10 +13,15 @@ held constant for the gradient, which is exact for the same reason). This
 costs one elementwise pass. ``rms_norm`` takes the data as it is: a mean
 of squares has no cancellation (and its output is not shift-invariant).
 
+Half-precision inputs (float16, bfloat16: what a layer receives under a
+mixed-precision policy) are computed in float32, as the reference
+computes its statistics, and the output is cast back to the input's
+dtype. The shift is taken in float32, so that ``x - shift`` is also the
+cast (type promotion): no pass is added for it.
+
 Each function returns ``NotImplemented`` where the kernel does not apply
-(dtypes other than float32/float64; one value per statistic, which torch
-refuses; axes other than the trailing ones for layer and RMS
-normalization).
+(other dtypes; one value per statistic, which torch refuses; axes other
+than the trailing ones for layer and RMS normalization).
 """
 
 import math
@@ -25,6 +30,17 @@ import torch
 import torch.nn.functional as F
 
 _DTYPES = (torch.float32, torch.float64)
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def _kernel_dtype(x):
+    """The dtype the kernel computes ``x`` in, or None if it does not apply:
+    half precision is computed in float32, as in the reference."""
+    if x.dtype in _DTYPES:
+        return x.dtype
+    if x.dtype in _HALF_DTYPES:
+        return torch.float32
+    return None
 
 
 def _parameter(parameter, dtype):
@@ -33,13 +49,14 @@ def _parameter(parameter, dtype):
     return torch.as_tensor(parameter).to(dtype)
 
 
-def _first_values(x, keep_axes):
-    """``x`` at index 0 of every axis but ``keep_axes`` (dims kept)."""
+def _first_values(x, keep_axes, dtype):
+    """``x`` at index 0 of every axis but ``keep_axes`` (dims kept), in
+    ``dtype``."""
     index = tuple(
         slice(None) if axis in keep_axes else slice(0, 1)
         for axis in range(x.dim())
     )
-    return x[index].detach()
+    return x[index].detach().to(dtype)
 
 
 def batch_normalization_training(
@@ -47,7 +64,8 @@ def batch_normalization_training(
 ):
     if mask is not None or all_gather is not None:
         return NotImplemented
-    if x.dtype not in _DTYPES:
+    dtype = _kernel_dtype(x)
+    if dtype is None:
         return NotImplemented
     ndim = x.dim()
     statistics_shape = tuple(x.shape[a] for a in channel_axes)
@@ -73,25 +91,25 @@ def batch_normalization_training(
 
     else:
         return NotImplemented
-    shift = _first_values(moved, (1,))
+    shift = _first_values(moved, (1,), dtype)
     # With momentum 1 the "running" buffers receive this batch's mean and
     # unbiased variance.
-    mean = x.new_zeros(channels)
-    variance = x.new_zeros(channels)
+    mean = x.new_zeros(channels, dtype=dtype)
+    variance = x.new_zeros(channels, dtype=dtype)
     outputs = F.batch_norm(
         moved - shift,
         mean,
         variance,
-        weight=_flat_parameter(scale, x.dtype),
-        bias=_flat_parameter(offset, x.dtype),
+        weight=_flat_parameter(scale, dtype),
+        bias=_flat_parameter(offset, dtype),
         training=True,
         momentum=1.0,
         eps=epsilon,
     )
     mean = (mean + shift.reshape(-1)).reshape(statistics_shape)
     variance = (variance * ((count - 1) / count)).reshape(statistics_shape)
-    count = torch.tensor(float(count), dtype=x.dtype, device=x.device)
-    return restore(outputs), mean, variance, count
+    count = torch.tensor(float(count), dtype=dtype, device=x.device)
+    return restore(outputs).to(x.dtype), mean, variance, count
 
 
 def _flat_parameter(parameter, dtype):
@@ -100,19 +118,20 @@ def _flat_parameter(parameter, dtype):
 
 
 def group_normalization(x, groups, channel_axis, offset, scale, epsilon):
-    if x.dtype not in _DTYPES:
+    dtype = _kernel_dtype(x)
+    if dtype is None:
         return NotImplemented
     moved = torch.movedim(x, channel_axis, 1)
     batch, channels = moved.shape[0], moved.shape[1]
     if math.prod(moved.shape[1:]) // groups < 2:
         return NotImplemented  # torch refuses one value per group
     # One value per sample and group, repeated over the group's channels.
-    first = _first_values(moved, (0, 1)).reshape(batch, groups, -1)
+    first = _first_values(moved, (0, 1), dtype).reshape(batch, groups, -1)
     shift = first[:, :, :1].expand(-1, -1, channels // groups)
     shift = shift.reshape((batch, channels) + (1,) * (x.dim() - 2))
     shifted = moved - shift
-    weight = _parameter(scale, x.dtype)
-    bias = _parameter(offset, x.dtype)
+    weight = _parameter(scale, dtype)
+    bias = _parameter(offset, dtype)
     if (
         torch.is_grad_enabled()
         and not shifted.requires_grad
@@ -124,26 +143,25 @@ def group_normalization(x, groups, channel_axis, offset, scale, epsilon):
         # too avoids it, at no extra pass (the kernel computes both).
         shifted.requires_grad_(True)
     outputs = F.group_norm(shifted, groups, weight, bias, epsilon)
-    return torch.movedim(outputs, 1, channel_axis)
+    return torch.movedim(outputs, 1, channel_axis).to(x.dtype)
 
 
 def layer_normalization(x, axes, offset, scale, epsilon):
     ndim = x.dim()
-    if x.dtype not in _DTYPES or tuple(axes) != tuple(
-        range(ndim - len(axes), ndim)
-    ):
+    dtype = _kernel_dtype(x)
+    if dtype is None or tuple(axes) != tuple(range(ndim - len(axes), ndim)):
         return NotImplemented  # the kernel normalizes trailing axes only
     normalized_shape = tuple(x.shape[ndim - len(axes) :])
     if math.prod(normalized_shape) == 0:
         return NotImplemented
-    shift = _first_values(x, tuple(range(ndim - len(axes))))
+    shift = _first_values(x, tuple(range(ndim - len(axes))), dtype)
     return F.layer_norm(
         x - shift,
         normalized_shape,
-        weight=_parameter(scale, x.dtype),
-        bias=_parameter(offset, x.dtype),
+        weight=_parameter(scale, dtype),
+        bias=_parameter(offset, dtype),
         eps=epsilon,
-    )
+    ).to(x.dtype)
 
 
 def rms_normalization(x, axes, scale, epsilon):
