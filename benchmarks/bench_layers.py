@@ -117,7 +117,6 @@ def _tensorflow_layer_step(layer, x, upstream):
 
 
 def _torch_layer_step(layer, x, upstream):
-    import torch
 
     x = x.detach().requires_grad_(True)
     weights = [v.value for v in layer.trainable_variables]
@@ -403,9 +402,7 @@ def _format_row(row):
     )
     shape = str(tuple(row["shape"]))
     policy = row.get("policy", "float32")
-    return (
-        f"{row['layer']:<13} {shape:<18} {policy:<14} {ms}  {ratios}{memory}"
-    )
+    return f"{row['layer']:<13} {shape:<18} {policy:<14} {ms}  {ratios}{memory}"
 
 
 def run_information(repeats):

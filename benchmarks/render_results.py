@@ -69,6 +69,23 @@ def fmt(value, digits=2):
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def policy_of(row):
+    return row.get("policy", "float32")
+
+
+def float32_rows(result):
+    return [row for row in result["rows"] if policy_of(row) == "float32"]
+
+
+def memory_text(row):
+    memory = row.get("temporary_MiB", {})
+    if not memory:
+        return "–"
+    return " / ".join(
+        fmt(memory.get(who), 1) for who in ("ours", "core", "native")
+    )
+
+
 def table(result):
     lines = [
         f"## {result['backend']}",
@@ -81,22 +98,33 @@ def table(result):
         "vs native | MiB ours / core / native |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in result["rows"]:
+    for row in float32_rows(result):
         ms = row["median_ms"]
-        memory = row.get("temporary_MiB", {})
-        memory_text = (
-            " / ".join(
-                fmt(memory.get(who), 1) for who in ("ours", "core", "native")
-            )
-            if memory
-            else "–"
-        )
         lines.append(
             f"| {row['layer']} | {'×'.join(map(str, row['shape']))} | "
             f"{fmt(ms.get('ours'))} | {fmt(ms.get('core'))} | "
             f"{fmt(ms.get('native'))} | {fmt(row.get('vs_core'))} | "
-            f"{fmt(row.get('vs_native'))} | {memory_text} |"
+            f"{fmt(row.get('vs_native'))} | {memory_text(row)} |"
         )
+    mixed = [row for row in result["rows"] if policy_of(row) != "float32"]
+    if mixed:
+        lines += [
+            "",
+            f"Under the mixed-precision policies ({result['backend']}; the "
+            "input in the policy's compute dtype):",
+            "",
+            "| layer | input | policy | ours ms | core ms | vs core | "
+            "MiB ours / core |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in mixed:
+            ms = row["median_ms"]
+            lines.append(
+                f"| {row['layer']} | {'×'.join(map(str, row['shape']))} | "
+                f"`{policy_of(row)}` | {fmt(ms.get('ours'))} | "
+                f"{fmt(ms.get('core'))} | {fmt(row.get('vs_core'))} | "
+                f"{memory_text(row)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +163,8 @@ def inverse(value):
 
 # The targets of each layer and how a row of the results measures them:
 # (measure, target, groups), each group (layer names, value of a row,
-# largest sizes only). Several groups are shown separated by " / ".
+# largest sizes only, and optionally the dtype policy: float32 if not
+# given). Several groups are shown separated by " / ".
 TARGETS = (
     (
         "BN vs core",
@@ -144,6 +173,39 @@ TARGETS = (
     ),
     ("GN vs core", "≤ 1.0", [(("GN",), "vs_core", False)]),
     ("LN vs core", "≤ 1.0", [(("LN",), "vs_core", False)]),
+    ("RMS vs core", "≤ 1.0", [(("RMS",), "vs_core", False)]),
+    (
+        "BN / LN / GN / RMS / TimestepBN vs core, `mixed_bfloat16`",
+        "≤ 1.0",
+        [
+            (
+                ("BN conv NHWC", "BN conv NCHW", "BN dense"),
+                "vs_core",
+                False,
+                "mixed_bfloat16",
+            ),
+        ]
+        + [
+            ((layer,), "vs_core", False, "mixed_bfloat16")
+            for layer in ("LN", "GN", "RMS", "TimestepBN")
+        ],
+    ),
+    (
+        "BN / LN / GN / RMS / TimestepBN vs core, `mixed_float16`",
+        "≤ 1.0",
+        [
+            (
+                ("BN conv NHWC", "BN conv NCHW", "BN dense"),
+                "vs_core",
+                False,
+                "mixed_float16",
+            ),
+        ]
+        + [
+            ((layer,), "vs_core", False, "mixed_float16")
+            for layer in ("LN", "GN", "RMS", "TimestepBN")
+        ],
+    ),
     ("PReLU vs core", "≤ 1.0", [(("PReLU",), "vs_core", False)]),
     ("TimestepBN vs core BN", "≤ 1.0", [(("TimestepBN",), "vs_core", False)]),
     (
@@ -156,9 +218,13 @@ TARGETS = (
         ],
     ),
     (
-        "GN / LN vs native (two larger sizes)",
+        "GN / LN / RMS vs native (two larger sizes)",
         "≤ 1.2",
-        [(("GN",), "vs_native", True), (("LN",), "vs_native", True)],
+        [
+            (("GN",), "vs_native", True),
+            (("LN",), "vs_native", True),
+            (("RMS",), "vs_native", True),
+        ],
     ),
     (
         "LRN across vs native (two larger sizes)",
@@ -212,8 +278,13 @@ def targets_table(results):
         cells = []
         for result in results.values():
             parts = []
-            for layers, value, largest in groups:
-                rows = [r for r in result["rows"] if r["layer"] in layers]
+            for layers, value, largest, *policy in groups:
+                policy = policy[0] if policy else "float32"
+                rows = [
+                    r
+                    for r in result["rows"]
+                    if r["layer"] in layers and policy_of(r) == policy
+                ]
                 if not rows:
                     parts.append(None)
                     continue
@@ -258,7 +329,7 @@ def speed_summary(results):
     batch_norm = joined(
         ratio_range(
             row["vs_core"]
-            for row in result["rows"]
+            for row in float32_rows(result)
             if row["layer"].startswith("BN ")
         )
         + f" on {NAMES.get(backend, backend)}"
@@ -266,12 +337,13 @@ def speed_summary(results):
     )
     dates = sorted({result["date"] for result in results.values()})
     return (
-        "Of the layer and input-size combinations measured against Keras "
-        "core, a training step of ours took at most as long as Keras "
-        "core's (time ratio ours / core ≤ 1) in "
-        f"{joined(counts)} (benchmark run of {joined(dates)}). For batch "
-        f"normalization alone the ratio was {batch_norm} (below 1: ours is "
-        "faster).\n"
+        "Of the layer, input-size and dtype-policy combinations measured "
+        "against Keras core (float32, and `mixed_bfloat16` and "
+        "`mixed_float16` for the normalization layers), a training step of "
+        "ours took at most as long as Keras core's (time ratio ours / core "
+        f"≤ 1) in {joined(counts)} (benchmark run of {joined(dates)}). For "
+        f"batch normalization in float32 the ratio was {batch_norm} (below "
+        "1: ours is faster).\n"
     )
 
 
@@ -358,7 +430,7 @@ a concatenation have no single linear layer to fold into. Speed-up
 def plot(results, path):
     layers = []
     for result in results.values():
-        for row in result["rows"]:
+        for row in float32_rows(result):
             if row["layer"] not in layers:
                 layers.append(row["layer"])
     columns = 3
@@ -371,7 +443,9 @@ def plot(results, path):
     for index, layer in enumerate(layers):
         ax = axes[index // columns][index % columns]
         for backend, result in results.items():
-            rows_of_layer = [r for r in result["rows"] if r["layer"] == layer]
+            rows_of_layer = [
+                r for r in float32_rows(result) if r["layer"] == layer
+            ]
             sizes = [math.prod(r["shape"]) for r in rows_of_layer]
             for who, style in styles.items():
                 times = [r["median_ms"].get(who) for r in rows_of_layer]
