@@ -13,7 +13,9 @@ reduced slices (layer and group normalization):
     dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
 
 recomputing ``x_hat`` from the input and per-slice statistics, so nothing
-of the input's size is stored between the passes. Gradients reaching the
+of the input's size is stored between the passes. A half-precision input
+(float16, bfloat16) is kept as it came and cast to float32 in each pass:
+the stored input is half the size of its float32 copy. Gradients reaching the
 returned mean and variance are honoured (``d mean / dx = 1/n``,
 ``d var / dx = 2 (x - mean) / n``).
 
@@ -29,11 +31,13 @@ from typing import NamedTuple
 from keras import ops
 
 from keras_norms.native import dispatch
+from keras_norms.ops._moments import statistics_dtype
 from keras_norms.ops._moments import two_pass_moments
 
 
 class Residuals(NamedTuple):
-    """What the backward pass keeps: the input and per-slice values only."""
+    """What the backward pass keeps: the input (in its own dtype) and
+    per-slice values only."""
 
     x: object
     scale: object
@@ -61,11 +65,12 @@ def custom_gradient(forward, backward, inputs, static):
     return NotImplemented
 
 
-def full_rank(parameter, x):
-    """``parameter`` (broadcastable to ``x``) with ``x``'s rank and dtype."""
+def full_rank(parameter, x, dtype):
+    """``parameter`` (broadcastable to ``x``) with ``x``'s rank, in
+    ``dtype``."""
     if parameter is None:
         return None
-    parameter = ops.cast(parameter, x.dtype)
+    parameter = ops.cast(parameter, dtype)
     lead = len(x.shape) - len(parameter.shape)
     if not lead:
         return parameter
@@ -76,8 +81,12 @@ def full_rank(parameter, x):
 def standardize(x, axes, offset, scale, epsilon):
     """`keras_norms.ops.standardize` without mask or gather, with the
     closed-form gradient: ``(outputs, mean, variance, count)``, or
-    ``NotImplemented`` where the backend has no `custom_gradient`."""
-    inputs = (x, full_rank(scale, x), full_rank(offset, x))
+    ``NotImplemented`` where the backend has no `custom_gradient`.
+
+    ``x`` in any float dtype: the statistics are computed in
+    `statistics_dtype`, the outputs are in ``x``'s dtype."""
+    dtype = statistics_dtype(x.dtype)
+    inputs = (x, full_rank(scale, x, dtype), full_rank(offset, x, dtype))
     return custom_gradient(
         _forward, _backward, inputs, (tuple(axes), float(epsilon))
     )
@@ -85,13 +94,14 @@ def standardize(x, axes, offset, scale, epsilon):
 
 def _forward(x, scale, offset, axes, epsilon):
     """``((outputs, mean, variance, count), residuals)``."""
-    moments = two_pass_moments(x, axes)
+    moments = two_pass_moments(_computed(x), axes)
     inverse_std = ops.rsqrt(moments.variance + epsilon)
     # One per-slice coefficient: one small tensor to broadcast, not two.
     coefficient = inverse_std if scale is None else inverse_std * scale
     outputs = moments.deviation * coefficient
     if offset is not None:
         outputs = outputs + offset
+    outputs = ops.cast(outputs, x.dtype)
     residuals = Residuals(
         x,
         scale,
@@ -105,12 +115,23 @@ def _forward(x, scale, offset, axes, epsilon):
     return result, residuals
 
 
+def _computed(x):
+    """``x`` in the dtype the statistics are computed in."""
+    return ops.cast(x, statistics_dtype(x.dtype))
+
+
 def _backward(static, residuals, cotangents, kernel_per_op):
     axes, _ = static
     d_outputs, d_mean, d_variance, _ = cotangents  # the count: constant
-    return backward(
-        axes, residuals, d_outputs, d_mean, d_variance, kernel_per_op
+    d_x, d_scale, d_offset = backward(
+        axes,
+        residuals,
+        _computed(d_outputs),
+        d_mean,
+        d_variance,
+        kernel_per_op,
     )
+    return ops.cast(d_x, residuals.x.dtype), d_scale, d_offset
 
 
 def backward(
@@ -121,8 +142,9 @@ def backward(
     d_variance=None,
     fold_factors=False,
 ):
-    """Cotangents ``(d_x, d_scale, d_offset)`` (None for absent ones)."""
-    x, scale, offset = residuals.x, residuals.scale, residuals.offset
+    """Cotangents ``(d_x, d_scale, d_offset)`` (None for absent ones), in
+    the statistics' dtype."""
+    x, scale, offset = _computed(residuals.x), residuals.scale, residuals.offset
     inverse_std, count = residuals.inverse_std, residuals.count
     divisor = ops.where(count > 1.0, count, 1.0)
     x_hat = ((x - residuals.rough_mean) - residuals.correction) * inverse_std

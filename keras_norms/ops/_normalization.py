@@ -192,19 +192,18 @@ def standardize(
     """
     x = ops.convert_to_tensor(x)
     axes = canonical_axes(axes, len(x.shape))
-    computed = ops.cast(x, statistics_dtype(x.dtype))
     if mask is None and all_gather is None:
         # With a closed-form gradient where the backend can attach one.
         closed_form = _closed_form.standardize(
-            computed,
+            x,
             axes,
             _tensor_or_none(offset),
             _tensor_or_none(scale),
             epsilon,
         )
         if closed_form is not NotImplemented:
-            outputs, mean, variance, count = closed_form
-            return ops.cast(outputs, x.dtype), mean, variance, count
+            return closed_form
+    computed = ops.cast(x, statistics_dtype(x.dtype))
     moments = two_pass_moments(computed, axes, mask)
     deviation, mean = moments.deviation, moments.mean
     variance, count = moments.variance, moments.count

@@ -24,6 +24,7 @@ Each function returns ``NotImplemented`` where the kernel does not apply
 than the trailing ones for layer and RMS normalization).
 """
 
+import contextlib
 import math
 
 import torch
@@ -112,6 +113,36 @@ def batch_normalization_training(
     return restore(outputs).to(x.dtype), mean, variance, count
 
 
+@contextlib.contextmanager
+def _saving_source(shifted, source, shift):
+    """Inside, a kernel that saves ``shifted = source - shift`` for its
+    backward saves ``source`` and ``shift`` instead and recomputes
+    ``shifted`` there (one elementwise pass).
+
+    The source, the previous layer's output, is usually kept until the
+    backward anyway (a Keras model holds every layer's output through the
+    forward pass, as Keras core's layers save their input); a saved
+    shifted copy would be one more tensor of the input's size.
+    """
+
+    # The hooks outlive this block (torch keeps them with what they
+    # saved): they must not hold ``shifted`` itself.
+    address, shape = shifted.data_ptr(), shifted.shape
+
+    def pack(tensor):
+        if tensor.data_ptr() == address and tensor.shape == shape:
+            return (source, shift)
+        return tensor
+
+    def unpack(saved):
+        if isinstance(saved, tuple):
+            return saved[0] - saved[1]
+        return saved
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield
+
+
 def _flat_parameter(parameter, dtype):
     parameter = _parameter(parameter, dtype)
     return None if parameter is None else parameter.reshape(-1)
@@ -142,7 +173,8 @@ def group_normalization(x, groups, channel_axis, offset, scale, epsilon):
         # (e.g. a model's first layer); asking for the input's gradient
         # too avoids it, at no extra pass (the kernel computes both).
         shifted.requires_grad_(True)
-    outputs = F.group_norm(shifted, groups, weight, bias, epsilon)
+    with _saving_source(shifted, moved, shift):
+        outputs = F.group_norm(shifted, groups, weight, bias, epsilon)
     return torch.movedim(outputs, 1, channel_axis).to(x.dtype)
 
 
@@ -155,13 +187,16 @@ def layer_normalization(x, axes, offset, scale, epsilon):
     if math.prod(normalized_shape) == 0:
         return NotImplemented
     shift = _first_values(x, tuple(range(ndim - len(axes))), dtype)
-    return F.layer_norm(
-        x - shift,
-        normalized_shape,
-        weight=_parameter(scale, dtype),
-        bias=_parameter(offset, dtype),
-        eps=epsilon,
-    ).to(x.dtype)
+    shifted = x - shift
+    with _saving_source(shifted, x, shift):
+        outputs = F.layer_norm(
+            shifted,
+            normalized_shape,
+            weight=_parameter(scale, dtype),
+            bias=_parameter(offset, dtype),
+            eps=epsilon,
+        )
+    return outputs.to(x.dtype)
 
 
 def rms_normalization(x, axes, scale, epsilon):
