@@ -106,6 +106,8 @@ def spread_over_rows(values, counts, max_timesteps):
     ``(spread values, spread counts)``; the counts are 0 on the rows past
     ``time``, where the values hold a placeholder to be ignored.
     """
+    if counts.shape[0] == max_timesteps:
+        return tuple(values), counts  # every row has its step
     time = ops.shape(counts)[0]
     rows = ops.arange(max_timesteps, dtype="int32")
     # Rows past `time` read the last step; their count is zeroed below.
