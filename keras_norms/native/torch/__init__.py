@@ -1,6 +1,6 @@
 """torch overrides: the fused normalization kernels (batch, group, layer
-and RMS normalization), the collective and the local-response pooling
-layout."""
+and RMS normalization), the collective, the time loop and the
+local-response pooling layout."""
 
 from keras_norms.native.torch.distributed import (
     cross_replica_all_gather as cross_replica_all_gather,
@@ -8,6 +8,7 @@ from keras_norms.native.torch.distributed import (
 from keras_norms.native.torch.local_response import (
     channel_window_mean as channel_window_mean,
 )
+from keras_norms.native.torch.loops import scan as scan
 from keras_norms.native.torch.normalization import (
     batch_normalization_training as batch_normalization_training,
 )
