@@ -343,3 +343,62 @@ def test_per_step_normalization_trains_on_an_unknown_time_axis(rng):
     # Steps 0-3 saw three batches, step 4 one, steps 5-7 none.
     assert np.all(np.abs(moving_mean[:5]) > 0.5)
     np.testing.assert_array_equal(moving_mean[5:], 0.0)
+
+
+# --- Device-dependent choices (measured on CPU; GPUs get the default) -----
+
+
+@pytest.fixture
+def on_a_gpu(monkeypatch):
+    """TensorFlow's overrides told that they run on a GPU."""
+    if BACKEND != "tensorflow":
+        pytest.skip("the device-dependent choices are TensorFlow's")
+    from keras_norms.native.tensorflow import devices
+    from keras_norms.native.tensorflow import local_response
+    from keras_norms.native.tensorflow import normalization
+
+    def gpu(x):
+        return True
+
+    for module in (devices, local_response, normalization):
+        monkeypatch.setattr(module, "on_gpu", gpu)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_tensorflow_fused_batch_norm_size_threshold_is_for_cpu(
+    rng, fast_calls, request, gpu
+):
+    # A small input: on CPU the closed form, on a GPU the fused kernel.
+    # The same numbers either way.
+    if gpu:
+        request.getfixturevalue("on_a_gpu")
+    elif BACKEND != "tensorflow":
+        pytest.skip("the device-dependent choices are TensorFlow's")
+    op, shape, arguments = CASES[2]  # (4, 6, 6, 8), channels last
+    x, gamma, beta = inputs(rng, op, shape, arguments, 1e4)
+    fast = run(op, x, gamma, beta, arguments)
+    assert_ran(fast_calls, BN if gpu else STANDARDIZE)
+    expected = oracle(op, x, gamma, beta, arguments)
+    for got, want in zip(fast, expected, strict=True):
+        np.testing.assert_allclose(to_numpy(got), want, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_tensorflow_local_response_layout_is_for_cpu(
+    rng, fast_calls, request, gpu
+):
+    if gpu:
+        request.getfixturevalue("on_a_gpu")
+    elif BACKEND != "tensorflow":
+        pytest.skip("the device-dependent choices are TensorFlow's")
+    x = rng.normal(size=(2, 5, 5, 7)).astype("float32")
+    y = norm_ops.local_response_norm(x, size=3, alpha=0.5, k=1.5)
+    assert fast_calls == ([] if gpu else ["channel_window_mean"])
+    with norm_ops.reference_only():
+        slow = norm_ops.local_response_norm(x, size=3, alpha=0.5, k=1.5)
+    np.testing.assert_allclose(to_numpy(y), to_numpy(slow), rtol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(y),
+        reference.lrn_across_channels(x.astype("float64"), 3, 0.5, 0.75, 1.5),
+        rtol=1e-5,
+    )

@@ -2,16 +2,19 @@
 
 TensorFlow's CPU pooling is vectorized over the pooled tensor's channels:
 with channels last there would be one, so the (outer, channels, width)
-transpose is pooled instead (4x faster). Other layouts: the reference.
+transpose is pooled instead (4x faster). Other layouts, and GPUs (whose
+pooling this was not measured on): the reference.
 """
 
 import tensorflow as tf
 from keras import ops
 
+from keras_norms.native.tensorflow.devices import on_gpu
+
 
 def channel_window_mean(squares, axis, size):
     ndim = squares.shape.rank
-    if axis != ndim - 1 or ndim < 3:
+    if axis != ndim - 1 or ndim < 3 or on_gpu(squares):
         return NotImplemented
     shape = ops.shape(squares)
     grid = tf.reshape(squares, (-1, shape[-2], shape[-1]))

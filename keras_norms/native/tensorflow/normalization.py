@@ -14,11 +14,15 @@ are flattened, a free reshape) or first in a rank-4 input (NCHW).
 
 import tensorflow as tf
 
-# Below this many values (known when traced) the fused kernel's fixed cost
-# exceeds the closed-form `standardize`'s: measured on CPU, 0.78 vs 0.42 ms
-# for 64 x 256 values, 1.6 vs 2.1 ms for 256 x 1024 (tf.function, forward
-# and backward; benchmarks/bench_layers.py).
-_SMALLEST_FUSED = 2**17
+from keras_norms.native.tensorflow.devices import on_gpu
+
+# On CPU, below this many values (known when traced) the fused kernel's
+# fixed cost exceeds the closed-form `standardize`'s: 0.78 vs 0.42 ms for
+# 64 x 256 values, 1.6 vs 2.1 ms for 256 x 1024 (tf.function, forward and
+# backward; benchmarks/bench_layers.py). On a GPU (not measured) the fused
+# kernel, cuDNN's, runs at every size: one kernel launch against the
+# closed form's dozen.
+_SMALLEST_FUSED_ON_CPU = 2**17
 
 
 def batch_normalization_training(
@@ -57,7 +61,7 @@ def batch_normalization_training(
         first = tf.reduce_sum(first, axis=0, keepdims=True)
     elif count < 2:
         return NotImplemented  # the reference's zero variance
-    elif count * channels < _SMALLEST_FUSED:
+    elif count * channels < _SMALLEST_FUSED_ON_CPU and not on_gpu(x):
         return NotImplemented  # the reference's closed form is faster
     shift = tf.stop_gradient(first)
     outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
