@@ -44,6 +44,57 @@ BACKEND = keras.backend.backend()
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 
+# --- The device: each backend's default, a GPU when it has one ------------
+
+
+def _gpu_name():
+    """The name of the GPU the backend computes on by default, or None."""
+    if BACKEND == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return device.device_kind if device.platform == "gpu" else None
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return None
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return details.get("device_name", gpus[0].name)
+    import torch
+
+    # Keras's torch backend puts tensors on CUDA when torch sees one.
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else None
+
+
+GPU = _gpu_name()
+# On a GPU the sizes are 4x larger (in the batch), so that a step is not
+# all launch overhead; results go to their own files (``<backend>_gpu``).
+SCALE = 4 if GPU else 1
+RESULTS_SUFFIX = "_gpu" if GPU else ""
+
+
+def torch_device():
+    from keras.src.backend.torch.core import get_device
+
+    return get_device()
+
+
+def synchronized(step):
+    """``step`` that returns only when the device has finished it (torch
+    on CUDA runs asynchronously; JAX and TensorFlow steps already wait)."""
+    if GPU is None or BACKEND != "torch":
+        return step
+    import torch
+
+    def step_and_wait():
+        step()
+        torch.cuda.synchronize()
+
+    return step_and_wait
+
+
 # --- One training step of a Keras layer, compiled per backend -------------
 
 
@@ -130,12 +181,22 @@ def _torch_layer_step(layer, x, upstream):
 
 
 def _with_torch_peak_bytes(step):
-    """Attach the peak of the memory allocated during one step (torch
-    profiler: allocations and frees in time order, above the start)."""
+    """Attach the peak of the memory allocated during one step, above the
+    start (on CPU from the torch profiler's allocations and frees in time
+    order; on CUDA from the allocator's peak statistics)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile
 
+    step = synchronized(step)
     step()  # warm-up
+    if GPU is not None:
+        import torch
+
+        start = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        step.temporary_bytes = torch.cuda.max_memory_allocated() - start
+        return step
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
         step()
     current = peak = 0
@@ -169,11 +230,13 @@ def _torch_native(kind, x, upstream, groups=None, size=5):
         first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
         up = np.ascontiguousarray(np.moveaxis(upstream, -1, 1))
     channels = x.shape[-1]
-    t = torch.tensor(first, requires_grad=True)
-    up = torch.tensor(up)
-    weight = torch.ones(channels, requires_grad=True)
-    bias = torch.zeros(channels, requires_grad=True)
-    mean, var = torch.zeros(channels), torch.ones(channels)
+    device = torch_device()
+    t = torch.tensor(first, requires_grad=True, device=device)
+    up = torch.tensor(up, device=device)
+    weight = torch.ones(channels, requires_grad=True, device=device)
+    bias = torch.zeros(channels, requires_grad=True, device=device)
+    mean = torch.zeros(channels, device=device)
+    var = torch.ones(channels, device=device)
     kernels = {
         "batch_norm": lambda: F.batch_norm(
             t, mean, var, weight, bias, True, 0.01, 1e-3
@@ -248,19 +311,22 @@ K = keras.layers
 def conv_sizes(tiny):
     if tiny:
         return [(2, 4, 4, 8)]
-    return [(8, 14, 14, 32), (32, 28, 28, 64), (64, 28, 28, 128)]
+    return [
+        (SCALE * b, s, s, c)
+        for b, s, c in ((8, 14, 32), (32, 28, 64), (64, 28, 128))
+    ]
 
 
 def dense_sizes(tiny):
     if tiny:
         return [(4, 8)]
-    return [(64, 256), (256, 1024), (1024, 1024)]
+    return [(SCALE * b, c) for b, c in ((64, 256), (256, 1024), (1024, 1024))]
 
 
 def sequence_sizes(tiny, features=64):
     if tiny:
         return [(2, 3, 4)]
-    return [(32, t, features) for t in (16, 64, 256)]
+    return [(SCALE * 32, t, features) for t in (16, 64, 256)]
 
 
 def cases(tiny):
@@ -412,6 +478,7 @@ def run_information(repeats):
         "keras": keras.__version__,
         "machine": f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs",
+        "device": "CPU" if GPU is None else f"GPU: {GPU}",
         "date": time.strftime("%Y-%m-%d"),
         "repeats": repeats,
     }
@@ -450,7 +517,7 @@ def main():
             if policy != "float32" and case[0] not in MIXED_PRECISION_CASES:
                 continue
             rows += run_case(case, args.repeats, rng, policy)
-    write_results({"rows": rows}, f"{BACKEND}.json", args)
+    write_results({"rows": rows}, f"{BACKEND}{RESULTS_SUFFIX}.json", args)
 
 
 def write_results(result, name, args):

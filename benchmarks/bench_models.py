@@ -33,6 +33,8 @@ import statistics
 import keras
 import numpy as np
 from bench_layers import BACKEND
+from bench_layers import RESULTS_SUFFIX
+from bench_layers import SCALE
 from bench_layers import _with_torch_peak_bytes
 from bench_layers import interleaved
 from bench_layers import parse_arguments
@@ -87,7 +89,7 @@ def application(name, size):
 
 def training_cases(tiny):
     """(name, input shape, a function building the Keras core model)."""
-    conv_shape = (2, 8, 8, 8) if tiny else (32, 28, 28, 16)
+    conv_shape = (2, 8, 8, 8) if tiny else (SCALE * 32, 28, 28, 16)
     cases = [
         (
             f"conv net {norm}",
@@ -100,7 +102,11 @@ def training_cases(tiny):
     # it runs the same code as the conv nets.
     if not tiny:
         cases.append(
-            ("ResNet50", (16, 64, 64, 3), lambda: application("ResNet50", 64))
+            (
+                "ResNet50",
+                (SCALE * 16, 64, 64, 3),
+                lambda: application("ResNet50", 64),
+            )
         )
     return cases
 
@@ -203,7 +209,11 @@ def folding_cases(tiny):
             )
         ]
     return [
-        (name, (16, 64, 64, 3), lambda name=name: application(name, 64))
+        (
+            name,
+            (SCALE * 16, 64, 64, 3),
+            lambda name=name: application(name, 64),
+        )
         for name in APPLICATIONS
     ]
 
@@ -278,7 +288,7 @@ def main():
     ]
     write_results(
         {"training": training, "folding": folding},
-        f"models_{BACKEND}.json",
+        f"models_{BACKEND}{RESULTS_SUFFIX}.json",
         args,
     )
 

@@ -55,10 +55,10 @@ backends and renders this page).
 """
 
 
-def load(prefix=""):
+def load(prefix="", suffix=""):
     results = {}
     for backend in BACKENDS:
-        path = os.path.join(HERE, "results", f"{prefix}{backend}.json")
+        path = os.path.join(HERE, "results", f"{prefix}{backend}{suffix}.json")
         if os.path.exists(path):
             with open(path) as f:
                 results[backend] = json.load(f)
@@ -90,7 +90,8 @@ def table(result):
     lines = [
         f"## {result['backend']}",
         "",
-        f"Keras {result['keras']}, {result['machine']}, {result['date']}, "
+        f"Keras {result['keras']}, {result['machine']}, "
+        f"{result.get('device', 'CPU')}, {result['date']}, "
         f"{result['repeats']} rounds: `KERAS_BACKEND={result['backend']} "
         "python benchmarks/bench_layers.py`",
         "",
@@ -392,6 +393,55 @@ def folding_table(model_results):
     return "\n".join(lines) + "\n"
 
 
+GPU_INTRODUCTION = """## On a GPU
+
+The scripts run unchanged on a machine with a GPU: each backend computes
+on its default device (the GPU when it sees one), the batch sizes are 4x
+larger, and the results go to `benchmarks/results/<backend>_gpu.json`
+and `models_<backend>_gpu.json`, which this section shows.
+
+What has been measured on a GPU, and what has not:
+
+- **The correctness tests** (against the NumPy oracle, on three
+  backends) run on CPU only.
+- **The fast-path choices** that depend on the device were measured on
+  CPU, and apply there only: TensorFlow's fused batch normalization
+  declines inputs under 2^17 values on CPU (its fixed cost) but runs at
+  every size on a GPU, and the transposed pooling layout of local
+  response normalization on TensorFlow (its CPU pooling is vectorized
+  over channels) is not used on a GPU. Their GPU behaviour (cuDNN's fused
+  batch norm, the reference layout) is the unmeasured default.
+- **The other fast paths** do the same on every device: torch's fused
+  batch, group, layer and RMS normalization kernels (with the stability
+  shift), the closed-form gradients on JAX and TensorFlow, the torch time
+  loop and the channels-first pooling of local response normalization on
+  torch.
+
+"""
+
+
+def gpu_section(results, model_results):
+    if not results and not model_results:
+        return (
+            GPU_INTRODUCTION
+            + "No GPU figures have been measured yet: the figures above are "
+            "all from the CPU named with each run. Run `make bench` on a "
+            "machine with a GPU to add them here.\n"
+        )
+    page = GPU_INTRODUCTION + "\n".join(table(r) for r in results.values())
+    if model_results:
+        runs = "\n".join(
+            f"- {run_line(r, 'bench_models.py')}"
+            for r in model_results.values()
+        )
+        page += (
+            f"\n### Whole models on a GPU\n\n{runs}\n\n"
+            f"{training_table(model_results)}\n"
+            f"{folding_table(model_results)}"
+        )
+    return page
+
+
 def models_section(model_results):
     runs = "\n".join(
         f"- {run_line(r, 'bench_models.py')}" for r in model_results.values()
@@ -512,6 +562,7 @@ def main():
                 )
                 + "\n"
             )
+    page += "\n" + gpu_section(load(suffix="_gpu"), load("models_", "_gpu"))
     with open(os.path.join(DOCS, "benchmarks.md"), "w") as f:
         f.write(page)
     print(
