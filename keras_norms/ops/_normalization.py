@@ -12,6 +12,8 @@ kernel, a closed-form gradient) the function marked ``@dispatch`` hands
 over to it: see `keras_norms.native`.
 """
 
+import math
+
 from keras import ops
 
 from keras_norms._validation import check_groups
@@ -351,6 +353,33 @@ def _batch_normalization_training(
     ``channel_axes`` and tensor (or None) parameters: the signature of the
     backends' fused kernels."""
     ndim = len(x.shape)
+    statistics_sizes = [x.shape[a] for a in channel_axes]
+    if (
+        len(channel_axes) > 1
+        and channel_axes == tuple(range(ndim - len(channel_axes), ndim))
+        and None not in statistics_sizes
+        and mask is None
+        and all_gather is None
+    ):
+        # Several trailing channel axes (per-step statistics) are one flat
+        # channel axis: a free reshape, and the (batch, channels) pattern
+        # that compilers handle best (XLA materialized broadcasts of the
+        # per-(step, channel) statistics over the three axes).
+        channels = math.prod(statistics_sizes)
+        flat = _batch_normalization_training(
+            ops.reshape(x, (-1, channels)),
+            (1,),
+            _flat_or_none(offset, channels),
+            _flat_or_none(scale, channels),
+            epsilon,
+        )
+        outputs, mean, variance, count = flat
+        return (
+            ops.reshape(outputs, ops.shape(x)),
+            ops.reshape(mean, statistics_sizes),
+            ops.reshape(variance, statistics_sizes),
+            count,
+        )
     reduction_axes = tuple(i for i in range(ndim) if i not in channel_axes)
     outputs, mean, variance, count = standardize(
         x,
@@ -369,6 +398,10 @@ def _batch_normalization_training(
     if mask is not None or all_gather is not None:
         count = ops.reshape(count, statistics_shape)
     return outputs, mean, variance, count
+
+
+def _flat_or_none(parameter, size):
+    return None if parameter is None else ops.reshape(parameter, (size,))
 
 
 def layer_normalization(x, axis=-1, offset=None, scale=None, epsilon=1e-3):
