@@ -200,3 +200,27 @@ def test_tensorflow_fused_batch_norm_on_a_gpu_at_every_size_when_traced(
         np.testing.assert_allclose(
             to_numpy(got), to_numpy(ref), rtol=1e-5, atol=1e-5
         )
+
+
+@TENSORFLOW_ONLY
+@pytest.mark.parametrize("gpu", [False, True])
+def test_tensorflow_local_response_layout_when_traced(
+    rng, ran, monkeypatch, gpu
+):
+    import tensorflow as tf
+
+    if gpu:
+        _report_a_gpu(monkeypatch, tf)
+    elif tf.config.list_logical_devices("GPU"):
+        pytest.skip("this machine has a GPU: the CPU choice is not made")
+    x = rng.normal(size=(2, 5, 5, 7)).astype("float32")
+    y = tf.function(
+        lambda x: norm_ops.local_response_norm(x, size=3, alpha=0.5, k=1.5)
+    )(tf.constant(x))
+    # The transposed layout on CPU; the reference layout on a GPU.
+    assert ran == ([] if gpu else ["channel_window_mean"])
+    np.testing.assert_allclose(
+        to_numpy(y),
+        reference.lrn_across_channels(x.astype("float64"), 3, 0.5, 0.75, 1.5),
+        rtol=1e-5,
+    )
