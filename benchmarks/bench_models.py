@@ -16,7 +16,8 @@ interleaved:
   weights, only the normalization layers differ.
 - **Memory**: on JAX the temporary memory of the compiled gradient of the
   training loss (XLA ``memory_analysis``); on torch the peak of the memory
-  allocated during one ``train_on_batch`` (torch profiler).
+  allocated during one ``train_on_batch`` (torch profiler on CPU, the CUDA
+  allocator's peak on a GPU).
 - **Folding**: ``predict_on_batch`` latency of ResNet50, MobileNetV2,
   DenseNet121 and EfficientNetB0 (64x64, batch 16), converted, with random
   moving statistics, against ``fold_batch_normalization`` of it, with the
@@ -25,7 +26,10 @@ interleaved:
 Ratios are medians over rounds of the per-round ratio (the candidates take
 turns within a round). Results go to
 ``benchmarks/results/models_<backend>.json``; ``render_results.py`` puts
-them on the results page.
+them on the results page. On a GPU (the backend's default device when it
+sees one; see ``bench_layers.py``) the batches are 4x larger, the inputs
+are copied to the GPU once, not at every step, and the results go to
+``models_<backend>_gpu.json``.
 """
 
 import statistics
@@ -33,6 +37,7 @@ import statistics
 import keras
 import numpy as np
 from bench_layers import BACKEND
+from bench_layers import GPU
 from bench_layers import RESULTS_SUFFIX
 from bench_layers import SCALE
 from bench_layers import _with_torch_peak_bytes
@@ -111,6 +116,13 @@ def training_cases(tiny):
     return cases
 
 
+def on_device(array):
+    """``array`` as a tensor on the GPU, copied once instead of at every
+    step (the host-to-GPU copy is not what is measured); on CPU as it is,
+    as the CPU figures were measured."""
+    return array if GPU is None else keras.ops.convert_to_tensor(array)
+
+
 # --- Training step ----------------------------------------------------------
 
 
@@ -161,8 +173,8 @@ def run_training_case(case, repeats, rng):
     name, shape, build = case
     core = build()
     ours = keras_norms.convert_normalization(core)
-    x = rng.normal(size=shape).astype("float32")
-    y = rng.integers(0, CLASSES, size=shape[0]).astype("int32")
+    x = on_device(rng.normal(size=shape).astype("float32"))
+    y = on_device(rng.integers(0, CLASSES, size=shape[0]).astype("int32"))
     steps = {
         "ours": training_step(ours, x, y),
         "core": training_step(core, x, y),
@@ -235,7 +247,7 @@ def run_folding_case(case, repeats, rng):
     folded, report = keras_norms.fold_batch_normalization(
         model, return_report=True
     )
-    x = rng.normal(size=shape).astype("float32")
+    x = on_device(rng.normal(size=shape).astype("float32"))
 
     def predictor(m):
         def step():

@@ -86,9 +86,9 @@ def memory_text(row):
     )
 
 
-def table(result):
+def table(result, heading=None):
     lines = [
-        f"## {result['backend']}",
+        heading or f"## {result['backend']}",
         "",
         f"Keras {result['keras']}, {result['machine']}, "
         f"{result.get('device', 'CPU')}, {result['date']}, "
@@ -130,9 +130,11 @@ def table(result):
 
 
 def run_line(result, script):
+    device = result.get("device", "CPU")
+    device = "" if device == "CPU" else f"{device}, "
     return (
         f"{result['backend']}: Keras {result['keras']}, {result['machine']}, "
-        f"{result['date']}, {result['repeats']} rounds, "
+        f"{device}{result['date']}, {result['repeats']} rounds, "
         f"`KERAS_BACKEND={result['backend']} python benchmarks/{script}`"
     )
 
@@ -397,25 +399,34 @@ GPU_INTRODUCTION = """## On a GPU
 
 The scripts run unchanged on a machine with a GPU: each backend computes
 on its default device (the GPU when it sees one), the batch sizes are 4x
-larger, and the results go to `benchmarks/results/<backend>_gpu.json`
-and `models_<backend>_gpu.json`, which this section shows.
+larger, torch steps wait for the GPU before the clock is read, and the
+results go to `benchmarks/results/<backend>_gpu.json` and
+`models_<backend>_gpu.json`, which this section shows.
 
-What has been measured on a GPU, and what has not:
+What has and has not been measured on a GPU:
 
 - **The correctness tests** (against the NumPy oracle, on three
-  backends) run on CPU only.
-- **The fast-path choices** that depend on the device were measured on
-  CPU, and apply there only: TensorFlow's fused batch normalization
-  declines inputs under 2^17 values on CPU (its fixed cost) but runs at
-  every size on a GPU, and the transposed pooling layout of local
-  response normalization on TensorFlow (its CPU pooling is vectorized
-  over channels) is not used on a GPU. Their GPU behaviour (cuDNN's fused
-  batch norm, the reference layout) is the unmeasured default.
-- **The other fast paths** do the same on every device: torch's fused
-  batch, group, layer and RMS normalization kernels (with the stability
-  shift), the closed-form gradients on JAX and TensorFlow, the torch time
-  loop and the channels-first pooling of local response normalization on
-  torch.
+  backends) run on CPU only. `tests/test_devices.py` checks, on CPU, with
+  the device helper reporting a GPU, that the choices below switch and
+  still give the reference's numbers.
+- **The fast-path choices that depend on the device** were measured on
+  CPU and apply there only; on a GPU each takes the standard path, an
+  unmeasured default:
+    - TensorFlow's fused batch normalization declines inputs under 2^17
+      values on CPU (its fixed cost exceeds the closed form's there); on
+      a GPU it runs at every size (cuDNN's kernel).
+    - Local response normalization on TensorFlow pools a transposed
+      layout on CPU (TensorFlow's CPU pooling is vectorized over
+      channels); on a GPU it takes the reference layout.
+    - Local response normalization on torch pools channels-last data
+      with a 1-D window along the channels on CPU (2x faster there); on a
+      GPU it takes torch's own layout, that of
+      `torch.nn.functional.local_response_norm`.
+- **The other fast paths** do the same on every device, also unmeasured
+  on a GPU: torch's fused batch, group, layer and RMS normalization
+  kernels (with the stability shift), the closed-form gradients on JAX
+  and TensorFlow, the torch time loop and torch's channels-first pooling
+  of local response normalization.
 
 """
 
@@ -424,11 +435,14 @@ def gpu_section(results, model_results):
     if not results and not model_results:
         return (
             GPU_INTRODUCTION
-            + "No GPU figures have been measured yet: the figures above are "
-            "all from the CPU named with each run. Run `make bench` on a "
-            "machine with a GPU to add them here.\n"
+            + "No GPU figures have been measured yet: nothing above or here "
+            "was measured on a GPU, the figures above are all from the CPU "
+            "named with each run. Run `make bench` on a machine with a GPU "
+            "to add them here.\n"
         )
-    page = GPU_INTRODUCTION + "\n".join(table(r) for r in results.values())
+    page = GPU_INTRODUCTION + "\n".join(
+        table(r, f"### {r['backend']} on a GPU") for r in results.values()
+    )
     if model_results:
         runs = "\n".join(
             f"- {run_line(r, 'bench_models.py')}"
