@@ -1,0 +1,235 @@
+"""The profiles behind the targets the results page shows as missed.
+
+    KERAS_BACKEND=jax python benchmarks/profile_misses.py
+    KERAS_BACKEND=torch python benchmarks/profile_misses.py
+
+JAX (XLA's CPU backend): for each case the compiled training step's
+temporary memory, ours and Keras core's, the full-size buffers of the
+step's top-level computation (the intermediates XLA materializes; a
+``wrapped_broadcast`` of input size is a per-slice statistic broadcast
+to the input's shape), and the same memory compiled without XLA's
+YNNPACK fusions (``--xla_cpu_experimental_ynn_fusion_type=``, in a
+subprocess: XLA reads its flags once). Then the BNLSTM forward pass at
+three sequence lengths, with and without those fusions.
+
+torch: the operators of one training step of layer normalization and of
+the BNLSTM, by self CPU time (torch profiler).
+
+Machine otherwise idle for the timings; the memory figures do not depend
+on the load.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+
+import keras_norms
+
+BACKEND = keras.backend.backend()
+NO_YNN = "--xla_cpu_experimental_ynn_fusion_type="
+
+# (name, dtype policy, input shape, ours, Keras core's)
+JAX_CASES = [
+    (
+        "GN",
+        "float32",
+        (64, 28, 28, 128),
+        lambda: keras_norms.layers.GroupNormalization(groups=4),
+        lambda: keras.layers.GroupNormalization(groups=4),
+    ),
+    (
+        "TimestepBN",
+        "float32",
+        (32, 64, 64),
+        lambda: keras_norms.layers.TimestepBatchNormalization(),
+        lambda: keras.layers.BatchNormalization(),
+    ),
+    (
+        "BN conv NHWC",
+        "mixed_float16",
+        (64, 28, 28, 128),
+        lambda: keras_norms.layers.BatchNormalization(),
+        lambda: keras.layers.BatchNormalization(),
+    ),
+]
+
+
+def _jax_compiled_step(layer, shape):
+    import jax
+    import jax.numpy as jnp
+
+    layer.build(shape)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape), layer.compute_dtype)
+    upstream = jnp.asarray(rng.normal(size=shape), layer.compute_dtype)
+    trainable = [v.value for v in layer.trainable_variables]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+    kwargs = {"training": True} if layer._call_has_training_arg else {}
+
+    def loss(trainable, x, non_trainable, upstream):
+        y, non_trainable = layer.stateless_call(
+            trainable, non_trainable, x, **kwargs
+        )
+        return jnp.sum(y * upstream), non_trainable
+
+    step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+    return step.lower(trainable, x, non_trainable, upstream).compile()
+
+
+def _full_size_buffers(compiled, shape):
+    """The top-level instructions producing an array of the input's size."""
+    text = compiled.as_text()
+    entry = text[text.index("\nENTRY") :]
+    size = int(np.prod(shape))
+    names = []
+    for line in entry.splitlines()[1:]:
+        match = re.match(r"\s*(?:ROOT )?%(\S+) = \w+\[([\d,]*)\]", line)
+        if match and match.group(2):
+            dims = [int(d) for d in match.group(2).split(",")]
+            if int(np.prod(dims)) == size and "parameter(" not in line:
+                names.append(match.group(1))
+    return names
+
+
+def jax_memory(case_index):
+    """One case's temporary memory (KiB) and materialized buffers."""
+    name, policy, shape, ours, core = JAX_CASES[case_index]
+    result = {}
+    for who, build in (("ours", ours), ("core", core)):
+        keras.config.set_dtype_policy(policy)
+        try:
+            layer = build()
+        finally:
+            keras.config.set_dtype_policy("float32")
+        compiled = _jax_compiled_step(layer, shape)
+        result[who] = {
+            "temporary_KiB": compiled.memory_analysis().temp_size_in_bytes
+            / 1024,
+            "full_size_buffers": _full_size_buffers(compiled, shape),
+        }
+    return result
+
+
+def bn_lstm_forward_ms():
+    """Forward pass (training mode) of BNLSTM(64) on (32, T, 32), jitted."""
+    import jax
+    import jax.numpy as jnp
+
+    times = {}
+    for steps in (64, 128, 256):
+        x = jnp.asarray(
+            np.random.default_rng(0).normal(size=(32, steps, 32)), "float32"
+        )
+        layer = keras_norms.layers.BNLSTM(64, return_sequences=True)
+        layer.build(x.shape)
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+        forward = jax.jit(
+            lambda t, x, n, layer=layer: layer.stateless_call(
+                t, n, x, training=True
+            )
+        )
+        jax.block_until_ready(forward(trainable, x, non_trainable))
+        start = time.perf_counter()
+        for _ in range(5):
+            jax.block_until_ready(forward(trainable, x, non_trainable))
+        times[steps] = 1e3 * (time.perf_counter() - start) / 5
+    return times
+
+
+def _in_subprocess_without_ynn(what):
+    environment = dict(os.environ, XLA_FLAGS=NO_YNN, KERAS_BACKEND="jax")
+    output = subprocess.run(
+        [sys.executable, __file__, "--json", what],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def jax_report():
+    for index, (name, policy, shape, _, _) in enumerate(JAX_CASES):
+        default = jax_memory(index)
+        without = _in_subprocess_without_ynn(f"memory {index}")
+        print(f"{name}, {policy}, input {shape}:")
+        for who in ("ours", "core"):
+            buffers = default[who]["full_size_buffers"]
+            print(
+                f"  {who}: temporary {default[who]['temporary_KiB']:.0f} KiB "
+                f"({without[who]['temporary_KiB']:.0f} KiB without YNN "
+                f"fusions); full-size buffers: {', '.join(buffers)}"
+            )
+    default = bn_lstm_forward_ms()
+    without = _in_subprocess_without_ynn("bn_lstm")
+    print("BNLSTM(64) forward, (32, T, 32), ms (without YNN fusions):")
+    for steps, ms in default.items():
+        print(f"  T = {steps}: {ms:.1f} ({without[str(steps)]:.1f})")
+
+
+def torch_report():
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile
+
+    cases = [
+        (
+            "LN (32, 256, 256)",
+            keras_norms.layers.LayerNormalization(),
+            (32, 256, 256),
+        ),
+        (
+            "BNLSTM(64) (32, 64, 32)",
+            keras_norms.layers.BNLSTM(64, return_sequences=True),
+            (32, 64, 32),
+        ),
+    ]
+    for name, layer, shape in cases:
+        x = torch.randn(*shape, requires_grad=True)
+        kwargs = {"training": True} if layer._call_has_training_arg else {}
+        output_shape = layer.compute_output_shape(shape)
+        upstream = torch.randn(*output_shape)
+
+        def step(layer=layer, x=x, kwargs=kwargs, upstream=upstream):
+            x.grad = None
+            (layer(x, **kwargs) * upstream).sum().backward()
+
+        for _ in range(3):
+            step()
+        with profile(activities=[ProfilerActivity.CPU]) as trace:
+            for _ in range(5):
+                step()
+        print(f"{name}, 5 training steps:")
+        print(
+            trace.key_averages().table(
+                sort_by="self_cpu_time_total", row_limit=12
+            )
+        )
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--json":
+        what = sys.argv[2]
+        if what == "bn_lstm":
+            print(json.dumps(bn_lstm_forward_ms()))
+        else:
+            print(json.dumps(jax_memory(int(what.split()[1]))))
+        return
+    print(f"backend {BACKEND}, keras {keras.__version__}")
+    if BACKEND == "jax":
+        jax_report()
+    elif BACKEND == "torch":
+        torch_report()
+    else:
+        print("Nothing to profile on this backend.")
+
+
+if __name__ == "__main__":
+    main()
