@@ -168,46 +168,23 @@ def inverse(value):
 # (measure, target, groups), each group (layer names, value of a row,
 # largest sizes only, and optionally the dtype policy: float32 if not
 # given). Several groups are shown separated by " / ".
+BN_LAYERS = ("BN conv NHWC", "BN conv NCHW", "BN dense")
 TARGETS = (
-    (
-        "BN vs core",
-        "≤ 1.0",
-        [(("BN conv NHWC", "BN conv NCHW", "BN dense"), "vs_core", False)],
-    ),
+    ("BN vs core", "≤ 1.0", [(BN_LAYERS, "vs_core", False)]),
     ("GN vs core", "≤ 1.0", [(("GN",), "vs_core", False)]),
     ("LN vs core", "≤ 1.0", [(("LN",), "vs_core", False)]),
     ("RMS vs core", "≤ 1.0", [(("RMS",), "vs_core", False)]),
-    (
-        "BN / LN / GN / RMS / TimestepBN vs core, `mixed_bfloat16`",
-        "≤ 1.0",
-        [
-            (
-                ("BN conv NHWC", "BN conv NCHW", "BN dense"),
-                "vs_core",
-                False,
-                "mixed_bfloat16",
-            ),
-        ]
-        + [
-            ((layer,), "vs_core", False, "mixed_bfloat16")
-            for layer in ("LN", "GN", "RMS", "TimestepBN")
-        ],
-    ),
-    (
-        "BN / LN / GN / RMS / TimestepBN vs core, `mixed_float16`",
-        "≤ 1.0",
-        [
-            (
-                ("BN conv NHWC", "BN conv NCHW", "BN dense"),
-                "vs_core",
-                False,
-                "mixed_float16",
-            ),
-        ]
-        + [
-            ((layer,), "vs_core", False, "mixed_float16")
-            for layer in ("LN", "GN", "RMS", "TimestepBN")
-        ],
+    *(
+        (
+            f"BN / LN / GN / RMS / TimestepBN vs core, `{policy}`",
+            "≤ 1.0",
+            [(BN_LAYERS, "vs_core", False, policy)]
+            + [
+                ((layer,), "vs_core", False, policy)
+                for layer in ("LN", "GN", "RMS", "TimestepBN")
+            ],
+        )
+        for policy in ("mixed_bfloat16", "mixed_float16")
     ),
     ("PReLU vs core", "≤ 1.0", [(("PReLU",), "vs_core", False)]),
     ("TimestepBN vs core BN", "≤ 1.0", [(("TimestepBN",), "vs_core", False)]),
@@ -248,7 +225,7 @@ TARGETS = (
         "temporary memory vs core: BN / LN",
         "≤ 1.0",
         [
-            (("BN conv NHWC", "BN conv NCHW", "BN dense"), "memory", False),
+            (BN_LAYERS, "memory", False),
             (("LN",), "memory", False),
         ],
     ),

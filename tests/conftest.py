@@ -28,3 +28,29 @@ def _fresh_keras_state():
     keras.config.set_dtype_policy("float32")
     # free_memory=False: a full garbage collection per test costs ~0.3 s.
     keras.backend.clear_session(free_memory=False)
+
+
+@pytest.fixture
+def fast_calls(monkeypatch):
+    """Names of the backend overrides (fast paths) that ran and did not
+    decline, in call order."""
+    from keras_norms import native
+
+    calls = []
+    original = native.override
+
+    def spy(name):
+        function = original(name)
+        if function is None:
+            return None
+
+        def recorded(*args, **kwargs):
+            result = function(*args, **kwargs)
+            if result is not NotImplemented:
+                calls.append(name)
+            return result
+
+        return recorded
+
+    monkeypatch.setattr(native, "override", spy)
+    return calls

@@ -15,7 +15,6 @@ import keras
 import numpy as np
 import pytest
 
-from keras_norms import native
 from keras_norms import ops as norm_ops
 
 import reference
@@ -90,29 +89,6 @@ def run(op, x, gamma, beta, arguments):
     if op == "batch_normalization_training":
         return result[:3]
     return (result,)
-
-
-@pytest.fixture
-def fast_calls(monkeypatch):
-    """Names of the backend overrides that ran (and did not decline)."""
-    calls = []
-    original = native.override
-
-    def spy(name):
-        function = original(name)
-        if function is None:
-            return None
-
-        def recorded(*args, **kwargs):
-            result = function(*args, **kwargs)
-            if result is not NotImplemented:
-                calls.append(name)
-            return result
-
-        return recorded
-
-    monkeypatch.setattr(native, "override", spy, raising=True)
-    return calls
 
 
 def assert_ran(calls, expected):
