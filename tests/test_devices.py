@@ -18,6 +18,7 @@ from keras_norms import ops as norm_ops
 import reference
 from helpers import BACKEND
 from helpers import to_numpy
+from helpers import value_and_gradients
 
 TORCH_ONLY = pytest.mark.skipif(
     BACKEND != "torch", reason="torch's device helper and LRN layout"
@@ -44,10 +45,11 @@ def test_torch_on_gpu_reads_the_tensor_device():
 
 
 @TORCH_ONLY
+@pytest.mark.parametrize("size", [3, 4])
 @pytest.mark.parametrize("axis", [-1, 1])
 @pytest.mark.parametrize("gpu", [False, True])
-def test_torch_local_response_layout_depends_on_the_device(
-    rng, fast_calls, monkeypatch, gpu, axis
+def test_torch_local_response_window_depends_on_the_device(
+    rng, fast_calls, monkeypatch, gpu, axis, size
 ):
     from keras import ops
 
@@ -65,23 +67,26 @@ def test_torch_local_response_layout_depends_on_the_device(
     )
     x = rng.normal(size=(2, 7, 5, 5) if axis == 1 else (2, 5, 5, 7))
     x = x.astype("float32")
-    y = norm_ops.local_response_norm(x, size=3, alpha=0.5, k=1.5, axis=axis)
+    upstream = rng.normal(size=x.shape).astype("float32")
+    arguments = dict(size=size, alpha=0.5, k=1.5, axis=axis)
+
+    def loss(x):
+        y = norm_ops.local_response_norm(x, **arguments)
+        return ops.sum(ops.multiply(y, upstream))
+
+    value, (gradient,) = value_and_gradients(loss, x)
     assert fast_calls == ["channel_window_mean"]
-    # On CPU the 1-D pool for channels last; otherwise torch's own layout,
-    # a (size, 1) window over (outer, 1, channels, inner).
-    assert pool_sizes == [3 if axis == -1 and not gpu else (3, 1)]
+    # On CPU the window sum of strided views (no pooling); on a GPU
+    # torch's own layout, a (size, 1) window over (outer, 1, channels,
+    # inner).
+    assert pool_sizes == ([(size, 1)] if gpu else [])
     with norm_ops.reference_only():
-        slow = norm_ops.local_response_norm(
-            x, size=3, alpha=0.5, k=1.5, axis=axis
-        )
-    np.testing.assert_allclose(to_numpy(y), to_numpy(slow), rtol=1e-6)
-    np.testing.assert_allclose(
-        to_numpy(y),
-        reference.lrn_across_channels(
-            x.astype("float64"), 3, 0.5, 0.75, 1.5, axis=axis
-        ),
-        rtol=1e-5,
-    )
+        slow_value, (slow_gradient,) = value_and_gradients(loss, x)
+    np.testing.assert_allclose(value, slow_value, rtol=1e-5)
+    np.testing.assert_allclose(gradient, slow_gradient, rtol=1e-5, atol=1e-6)
+    x64 = x.astype("float64")
+    y = reference.lrn_across_channels(x64, size, 0.5, 0.75, 1.5, axis=axis)
+    np.testing.assert_allclose(value, np.sum(y * upstream), rtol=1e-5)
 
 
 # --- TensorFlow -------------------------------------------------------------

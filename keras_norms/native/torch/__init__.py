@@ -1,6 +1,6 @@
 """torch overrides: the fused normalization kernels (batch, group, layer
 and RMS normalization), the collective, the time loop and the
-local-response pooling layout."""
+local-response channel window."""
 
 from keras_norms.native.torch.distributed import (
     cross_replica_all_gather as cross_replica_all_gather,
