@@ -17,7 +17,6 @@ from helpers import float64_enabled
 from helpers import to_numpy
 from helpers import value_and_gradients
 from test_fast_paths import assert_ran
-from test_fast_paths import fast_calls  # noqa: F401 (a fixture)
 
 RMS = "rms_normalization"
 
@@ -197,7 +196,7 @@ def test_gradients_match_finite_differences_in_float64(rng, shape, axis, fused):
 @pytest.mark.parametrize("shape, axis, fused", CASES, ids=IDS)
 def test_fast_path_matches_reference_and_oracle(
     rng,
-    fast_calls,  # noqa: F811
+    fast_calls,
     shape,
     axis,
     fused,
