@@ -32,6 +32,7 @@ from keras import ops
 
 from keras_norms.native import dispatch
 from keras_norms.ops._moments import statistics_dtype
+from keras_norms.ops._moments import sum_over
 from keras_norms.ops._moments import two_pass_moments
 
 
@@ -157,13 +158,13 @@ def backward(
         a for a in axes if parameter is None or parameter.shape[a] == 1
     )
     rest = tuple(a for a in axes if a not in constant)
-    sum_dy = ops.sum(d_outputs, constant, keepdims=True)
-    sum_dy_x_hat = ops.sum(d_outputs * x_hat, constant, keepdims=True)
+    sum_dy = sum_over(d_outputs, constant)
+    sum_dy_x_hat = sum_over(d_outputs * x_hat, constant)
     sum_g, sum_g_x_hat = sum_dy, sum_dy_x_hat
     if scale is not None:
         sum_g, sum_g_x_hat = sum_g * scale, sum_g_x_hat * scale
-    sum_g = ops.sum(sum_g, rest, keepdims=True)
-    sum_g_x_hat = ops.sum(sum_g_x_hat, rest, keepdims=True)
+    sum_g = sum_over(sum_g, rest)
+    sum_g_x_hat = sum_over(sum_g_x_hat, rest)
     # d_x = inv_std * (g - (sum_g + x_hat * sum_g_x_hat) / n), plus the
     # statistics' own cotangents when they are used: d_mean / n and
     # d_variance * 2 (x - mean) / n, an x_hat term.
@@ -208,6 +209,4 @@ def _sum_to(value, like):
         for i, size in enumerate(like.shape)
         if size == 1 and value.shape[i] != 1
     )
-    return ops.reshape(
-        ops.sum(value, axis=axes, keepdims=True), tuple(ops.shape(like))
-    )
+    return ops.reshape(sum_over(value, axes), tuple(ops.shape(like)))

@@ -34,6 +34,35 @@ def canonical_axes(axes, ndim):
     return tuple(sorted(axis % ndim for axis in axes))
 
 
+def sum_over(values, axes):
+    """``ops.sum(values, axes, keepdims=True)``, one run of adjacent axes at
+    a time, the longest (in values) first.
+
+    TensorFlow's CPU reduction over axes with gaps between them (group
+    normalization's ``(1, 2, 4)`` of ``(batch, h, w, groups, channels)``,
+    batch normalization's ``(0, 2, 3)`` for NCHW) is about 4x slower than
+    over each run in turn; XLA compiles both alike.
+    """
+    runs = []
+    for axis in sorted(axes):
+        if runs and runs[-1][-1] == axis - 1:
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    if len(runs) > 1 and all(values.shape[a] is not None for a in axes):
+
+        def size(run):
+            product = 1
+            for axis in run:
+                product *= values.shape[axis]
+            return product
+
+        runs.sort(key=size, reverse=True)
+    for run in runs:
+        values = ops.sum(values, axis=tuple(run), keepdims=True)
+    return values
+
+
 class TwoPassMoments(NamedTuple):
     """The parts of the corrected two-pass moments of ``x`` over some axes.
 
@@ -75,7 +104,7 @@ def two_pass_moments(x, axes, mask=None):
             return values
     else:
         mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
-        count = ops.sum(ops.cast(mask, x.dtype), axis=axes, keepdims=True)
+        count = sum_over(ops.cast(mask, x.dtype), axes)
 
         def masked(values):
             return ops.where(mask, values, 0.0)
@@ -86,7 +115,7 @@ def two_pass_moments(x, axes, mask=None):
     divisor = ops.where(count > 1.0, count, 1.0)
 
     def average(values):
-        return ops.sum(masked(values), axis=axes, keepdims=True) / divisor
+        return sum_over(masked(values), axes) / divisor
 
     rough_mean = average(x)
     shifted = x - rough_mean
