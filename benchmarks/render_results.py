@@ -390,8 +390,9 @@ What has and has not been measured on a GPU:
   CPU and apply there only; on a GPU each takes the standard path, an
   unmeasured default:
     - TensorFlow's fused batch normalization declines inputs under 2^17
-      values on CPU (its fixed cost exceeds the closed form's there); on
-      a GPU it runs at every size (cuDNN's kernel).
+      values on CPU (its fixed cost exceeds the closed form's there) and
+      channels-first (NCHW) inputs, which its CPU kernel transposes; on a
+      GPU it runs at every size and in both layouts (cuDNN's kernel).
     - Local response normalization on TensorFlow pools a transposed
       layout on CPU (TensorFlow's CPU pooling is vectorized over
       channels); on a GPU it takes the reference layout.

@@ -146,8 +146,11 @@ def test_tensorflow_on_gpu_reads_the_device_string_or_the_visible_gpus(
 
 @TENSORFLOW_ONLY
 @pytest.mark.parametrize("gpu", [False, True])
-def test_tensorflow_fused_batch_norm_on_a_gpu_at_every_size_when_traced(
-    rng, fast_calls, monkeypatch, gpu
+@pytest.mark.parametrize(
+    "shape, axis", [((4, 6, 6, 8), -1), ((2, 8, 96, 96), 1)], ids=["NHWC", "NCHW"]
+)
+def test_tensorflow_fused_batch_norm_on_a_gpu_when_traced(
+    rng, fast_calls, monkeypatch, gpu, shape, axis
 ):
     # Traced, the input names no device: the visible GPUs decide.
     import tensorflow as tf
@@ -156,26 +159,28 @@ def test_tensorflow_fused_batch_norm_on_a_gpu_at_every_size_when_traced(
         _report_a_gpu(monkeypatch, tf)
     elif tf.config.list_logical_devices("GPU"):
         pytest.skip("this machine has a GPU: the CPU choice is not made")
-    x = (3.0 + rng.normal(size=(4, 6, 6, 8))).astype("float32")
+    x = (3.0 + rng.normal(size=shape)).astype("float32")
     gamma = rng.uniform(0.5, 1.5, 8).astype("float32")
     beta = rng.normal(size=8).astype("float32")
 
     @tf.function
     def batch_norm(x):
         return norm_ops.batch_normalization_training(
-            x, offset=beta, scale=gamma
+            x, axis=axis, offset=beta, scale=gamma
         )[:3]
 
     fast = batch_norm(tf.constant(x))
-    # 288 values: under the CPU threshold, so the closed form there.
+    # On a GPU the fused kernel at every size and in both layouts. On CPU
+    # the closed form: NHWC's 288 values are under the size threshold, and
+    # NCHW (147456 values, over it) is transposed by TensorFlow's kernel.
     assert fast_calls == (
         ["batch_normalization_training"] if gpu else ["custom_gradient"]
     )
     with norm_ops.reference_only():
         slow = norm_ops.batch_normalization_training(
-            x, offset=beta, scale=gamma
+            x, axis=axis, offset=beta, scale=gamma
         )[:3]
-    expected = reference.batch_norm_train(x, -1, gamma, beta)[:3]
+    expected = reference.batch_norm_train(x, axis, gamma, beta)[:3]
     for got, ref, want in zip(fast, slow, expected, strict=True):
         np.testing.assert_allclose(to_numpy(got), want, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(

@@ -9,7 +9,8 @@ the gradient, one elementwise pass. It returns the *unbiased* batch
 variance; the biased one is recovered from the count.
 
 Applies to float32 inputs with the channels last (any rank: the other axes
-are flattened, a free reshape) or first in a rank-4 input (NCHW).
+are flattened, a free reshape) or, on a GPU, first in a rank-4 input
+(NCHW).
 """
 
 import tensorflow as tf
@@ -46,6 +47,11 @@ def batch_normalization_training(
         fused_input = tf.reshape(x, (-1, 1, 1, channels))
         first = fused_input[:1]
     elif channel_axes == (1,) and ndim == 4:
+        if not on_gpu(x):
+            # TensorFlow's CPU kernel transposes NCHW to NHWC and back; the
+            # closed form is 2-2.6x faster there (64 x 128 x 28 x 28: 51
+            # vs 124 ms per training step; Keras core 110 ms).
+            return NotImplemented
         data_format = "NCHW"
         fused_input = x
         first = x[:1, :, :1, :1]
