@@ -147,7 +147,9 @@ def test_tensorflow_on_gpu_reads_the_device_string_or_the_visible_gpus(
 @TENSORFLOW_ONLY
 @pytest.mark.parametrize("gpu", [False, True])
 @pytest.mark.parametrize(
-    "shape, axis", [((4, 6, 6, 8), -1), ((2, 8, 96, 96), 1)], ids=["NHWC", "NCHW"]
+    "shape, axis",
+    [((4, 6, 6, 8), -1), ((2, 8, 96, 96), 1)],
+    ids=["NHWC", "NCHW"],
 )
 def test_tensorflow_fused_batch_norm_on_a_gpu_when_traced(
     rng, fast_calls, monkeypatch, gpu, shape, axis
