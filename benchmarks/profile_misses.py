@@ -2,6 +2,7 @@
 
     KERAS_BACKEND=jax python benchmarks/profile_misses.py
     KERAS_BACKEND=torch python benchmarks/profile_misses.py
+    KERAS_BACKEND=tensorflow python benchmarks/profile_misses.py
 
 JAX (XLA's CPU backend): for each case the compiled training step's
 temporary memory, ours and Keras core's, the full-size buffers of the
@@ -14,6 +15,12 @@ three sequence lengths, with and without those fusions.
 
 torch: the operators of one training step of layer normalization and of
 the BNLSTM, by self CPU time (torch profiler).
+
+TensorFlow: the kernels of one training step (``tf.function``, forward
+and backward), ours and Keras core's, by op type with their time and
+count (TensorFlow's profiler, its trace read back from the XPlane file):
+group normalization, local response normalization against TensorFlow's
+fused kernel, and the BNLSTM against Keras's LSTM.
 
 Machine otherwise idle for the timings; the memory figures do not depend
 on the load.
@@ -55,6 +62,13 @@ JAX_CASES = [
         "mixed_float16",
         (64, 28, 28, 128),
         lambda: keras_norms.layers.BatchNormalization(),
+        lambda: keras.layers.BatchNormalization(),
+    ),
+    (
+        "TimestepBN",
+        "mixed_float16",
+        (32, 256, 64),
+        lambda: keras_norms.layers.TimestepBatchNormalization(),
         lambda: keras.layers.BatchNormalization(),
     ),
 ]
@@ -214,6 +228,103 @@ def torch_report():
         )
 
 
+def _tensorflow_native_lrn(x):
+    """TensorFlow's fused LRN kernel with our layer's defaults (size 5,
+    alpha 1e-4 over the window, beta 0.75) and k=2."""
+    import tensorflow as tf
+
+    return tf.nn.local_response_normalization(x, 2, 2.0, 1e-4 / 5, 0.75)
+
+
+# (name, input shape, ours, Keras core's or the native kernel)
+TENSORFLOW_CASES = [
+    (
+        "GN",
+        (64, 28, 28, 128),
+        lambda: keras_norms.layers.GroupNormalization(groups=4),
+        lambda: keras.layers.GroupNormalization(groups=4),
+    ),
+    (
+        "LRN across vs tf.nn.local_response_normalization",
+        (64, 28, 28, 128),
+        lambda: keras_norms.layers.LocalResponseNormalization(k=2.0),
+        lambda: keras.layers.Lambda(_tensorflow_native_lrn),
+    ),
+    (
+        "BNLSTM(64) vs LSTM(64)",
+        (32, 64, 32),
+        lambda: keras_norms.layers.BNLSTM(64, return_sequences=True),
+        lambda: keras.layers.LSTM(64, return_sequences=True),
+    ),
+]
+
+
+def _tensorflow_kernel_times(layer, shape, repeats=5):
+    """{op type: (ms per step, kernels per step)} of one training step."""
+    import collections
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    layer.build(shape)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=shape), tf.float32)
+    upstream = tf.constant(
+        rng.normal(size=layer.compute_output_shape(shape)), tf.float32
+    )
+
+    @tf.function
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) * upstream)
+        return tape.gradient(loss, [x] + layer.trainable_variables)
+
+    step(x, upstream)
+    directory = tempfile.mkdtemp()
+    tf.profiler.experimental.start(directory)
+    for _ in range(repeats):
+        step(x, upstream)
+    tf.profiler.experimental.stop()
+    (path,) = glob.glob(f"{directory}/**/*.xplane.pb", recursive=True)
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as file:
+        space.ParseFromString(file.read())
+    times, counts = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                # Kernels are named "op_name:OpType"; the executor's own
+                # events ("ExecutorState::Process") are not kernels.
+                name = names[event.metadata_id]
+                if ":" not in name or "::" in name:
+                    continue
+                kind = name.rsplit(":", 1)[1]
+                times[kind] += event.duration_ps / 1e9 / repeats
+                counts[kind] += 1 / repeats
+    return {kind: (times[kind], counts[kind]) for kind in times}
+
+
+def tensorflow_report():
+    for name, shape, ours, core in TENSORFLOW_CASES:
+        print(f"{name}, input {shape}, one training step:")
+        for who, build in (("ours", ours), ("core", core)):
+            kernels = _tensorflow_kernel_times(build(), shape)
+            total = sum(ms for ms, _ in kernels.values())
+            count = sum(n for _, n in kernels.values())
+            top = sorted(kernels.items(), key=lambda item: -item[1][0])[:8]
+            print(
+                f"  {who}: {count:.0f} kernels, {total:.1f} ms of kernel "
+                "time; by type: "
+                + ", ".join(f"{k} {ms:.1f} ms ({n:.0f})" for k, (ms, n) in top)
+            )
+
+
 def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--json":
         what = sys.argv[2]
@@ -228,7 +339,7 @@ def main():
     elif BACKEND == "torch":
         torch_report()
     else:
-        print("Nothing to profile on this backend.")
+        tensorflow_report()
 
 
 if __name__ == "__main__":
