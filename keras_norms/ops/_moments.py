@@ -49,7 +49,9 @@ def sum_over(values, axes):
             runs[-1].append(axis)
         else:
             runs.append([axis])
-    if len(runs) > 1 and all(values.shape[a] is not None for a in axes):
+    # Sizes unknown while tracing (None, or JAX's symbolic dimensions when
+    # exporting) keep the axis order: any order sums the same values.
+    if len(runs) > 1 and all(isinstance(values.shape[a], int) for a in axes):
 
         def size(run):
             product = 1
