@@ -13,14 +13,16 @@ YNNPACK fusions (``--xla_cpu_experimental_ynn_fusion_type=``, in a
 subprocess: XLA reads its flags once). Then the BNLSTM forward pass at
 three sequence lengths, with and without those fusions.
 
-torch: the operators of one training step of layer normalization and of
-the BNLSTM, by self CPU time (torch profiler).
+torch: the operators of one training step of layer normalization, batch
+normalization of a dense layer and the BNLSTM, by self CPU time (torch
+profiler).
 
 TensorFlow: the kernels of one training step (``tf.function``, forward
 and backward), ours and Keras core's, by op type with their time and
 count (TensorFlow's profiler, its trace read back from the XPlane file):
 group normalization, local response normalization against TensorFlow's
-fused kernel, and the BNLSTM against Keras's LSTM.
+fused kernel, per-step batch normalization against Keras's batch
+normalization, and the BNLSTM against Keras's LSTM.
 
 Machine otherwise idle for the timings; the memory figures do not depend
 on the load.
@@ -200,6 +202,11 @@ def torch_report():
             (32, 256, 256),
         ),
         (
+            "BN dense (1024, 1024)",
+            keras_norms.layers.BatchNormalization(),
+            (1024, 1024),
+        ),
+        (
             "BNLSTM(64) (32, 64, 32)",
             keras_norms.layers.BNLSTM(64, return_sequences=True),
             (32, 64, 32),
@@ -249,6 +256,12 @@ TENSORFLOW_CASES = [
         (64, 28, 28, 128),
         lambda: keras_norms.layers.LocalResponseNormalization(k=2.0),
         lambda: keras.layers.Lambda(_tensorflow_native_lrn),
+    ),
+    (
+        "TimestepBN vs BN",
+        (32, 256, 64),
+        lambda: keras_norms.layers.TimestepBatchNormalization(),
+        lambda: keras.layers.BatchNormalization(),
     ),
     (
         "BNLSTM(64) vs LSTM(64)",
