@@ -6,10 +6,13 @@ import pytest
 
 from keras_norms.layers import BNLSTM
 from keras_norms.layers import BNLSTMCell
+from keras_norms.ops import reference_only
 
 import reference_recurrent as reference
+from helpers import BACKEND
 from helpers import save_and_load
 from helpers import to_numpy
+from helpers import value_and_gradients
 
 UNITS = 4
 NAMES = ("input", "recurrent", "cell")
@@ -381,3 +384,35 @@ def test_unknown_time_axis_fits_several_lengths_and_exports(rng, tmp_path):
     exported = tf.saved_model.load(path)
     served = exported.serve(longer)
     np.testing.assert_allclose(np.asarray(served), predicted, rtol=1e-5)
+
+
+def test_training_step_fast_path_matches_reference(rng, fast_calls):
+    """torch runs the training step in torch operations: outputs, input
+    gradients and moving statistics equal the keras.ops reference's."""
+    x = _drifting_sequences(rng, batch=8, time=6, features=3)
+    upstream = rng.normal(size=(8, 6, UNITS)).astype("float32")
+    results = []
+    for fast in (True, False):
+        layer = BNLSTM(UNITS, return_sequences=True)
+        layer.build(x.shape)
+        _randomize(layer, np.random.default_rng(7))  # same weights
+
+        def loss(x, layer=layer):
+            y = layer(x, training=True)
+            return keras.ops.sum(y * keras.ops.convert_to_tensor(upstream))
+
+        if fast:
+            value, gradients = value_and_gradients(loss, x)
+        else:
+            with reference_only():
+                value, gradients = value_and_gradients(loss, x)
+        results.append((value, gradients[0], _tables(layer)))
+    if BACKEND == "torch":
+        assert "batch_normalized_lstm_step" in fast_calls
+    (value, gradient, tables), (ref_value, ref_gradient, ref_tables) = results
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gradient, ref_gradient, rtol=1e-4, atol=1e-5)
+    for name, table in tables.items():
+        np.testing.assert_allclose(
+            table, ref_tables[name], rtol=1e-5, atol=1e-6, err_msg=name
+        )

@@ -19,6 +19,8 @@ from keras_norms._validation import get_keras_object
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
+from keras_norms.native import dispatch
+from keras_norms.ops import batch_normalization_training
 from keras_norms.ops._checks import check_sequence_length
 from keras_norms.ops._loops import scan
 
@@ -29,6 +31,11 @@ from keras_norms.ops._loops import scan
 # any float dtype: [step % base, step // base], saturating at
 # max_timesteps (exact up to 65536 steps in bfloat16).
 _STEP_BASE = 256
+
+
+def _tensor(variable):
+    """The value of a variable (None stays None)."""
+    return None if variable is None else ops.convert_to_tensor(variable)
 
 
 def _step_state(steps, dtype):
@@ -42,6 +49,39 @@ def _step_index(state):
     """The int32 steps ``(batch,)`` of a ``(batch, 2)`` step state."""
     digits = ops.cast(state, "int32")
     return digits[:, 0] + _STEP_BASE * digits[:, 1]
+
+
+@dispatch("batch_normalized_lstm_step")
+def _training_step(
+    input_term,
+    h,
+    c,
+    recurrent_kernel,
+    bias,
+    recurrent_scale,
+    cell_scale,
+    cell_offset,
+    epsilon,
+    activation,
+    recurrent_activation,
+):
+    """`BNLSTMCell.step` in training, without mask or synchronized
+    statistics: ``(h, c, recurrent statistics, cell statistics)``, each
+    statistics ``(mean, variance, count)``. torch runs it in torch
+    operations (`keras_norms.native`)."""
+    recurrent_term, *recurrent_statistics = batch_normalization_training(
+        ops.matmul(h, recurrent_kernel), scale=recurrent_scale, epsilon=epsilon
+    )
+    gates = input_term + recurrent_term
+    if bias is not None:
+        gates = gates + bias
+    i, f, g, o = ops.split(gates, 4, axis=-1)
+    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
+    normalized_c, *cell_statistics = batch_normalization_training(
+        c, offset=cell_offset, scale=cell_scale, epsilon=epsilon
+    )
+    h = recurrent_activation(o) * activation(normalized_c)
+    return h, c, tuple(recurrent_statistics), tuple(cell_statistics)
 
 
 @export
@@ -293,6 +333,30 @@ class BNLSTMCell(keras.layers.Layer):
         """
         if recurrent_dropout_mask is not None:
             h = h * recurrent_dropout_mask
+        recurrent_normalization = self.recurrent_normalization
+        cell_normalization = self.cell_normalization
+        if (
+            mask is None
+            and recurrent_normalization.uses_batch_statistics(training)
+            and cell_normalization.uses_batch_statistics(training)
+            and recurrent_normalization.cross_replica_all_gather() is None
+            and cell_normalization.cross_replica_all_gather() is None
+        ):
+            # The two batch statistics as normalize_step computes them.
+            h, c, recurrent_stats, cell_stats = _training_step(
+                input_term,
+                h,
+                c,
+                _tensor(self.recurrent_kernel),
+                _tensor(self.bias),
+                _tensor(recurrent_normalization.gamma),
+                _tensor(cell_normalization.gamma),
+                _tensor(cell_normalization.beta),
+                self.epsilon,
+                self.activation,
+                self.recurrent_activation,
+            )
+            return h, c, (recurrent_stats, cell_stats)
         recurrent_term, recurrent_stats = (
             self.recurrent_normalization.normalize_step(
                 ops.matmul(h, self.recurrent_kernel), step, training, mask

@@ -1,6 +1,6 @@
 """torch overrides: the fused normalization kernels (batch, group, layer
 and RMS normalization), the collective, the time loop and the
-local-response channel window."""
+local-response channel window, the BNLSTM's training step."""
 
 from keras_norms.native.torch.distributed import (
     cross_replica_all_gather as cross_replica_all_gather,
@@ -20,4 +20,7 @@ from keras_norms.native.torch.normalization import (
 )
 from keras_norms.native.torch.normalization import (
     rms_normalization as rms_normalization,
+)
+from keras_norms.native.torch.recurrent import (
+    batch_normalized_lstm_step as batch_normalized_lstm_step,
 )

@@ -92,25 +92,43 @@ def batch_normalization_training(
 
     else:
         return NotImplemented
+    outputs, mean, variance = shifted_batch_norm(
+        moved,
+        _flat_parameter(offset, dtype),
+        _flat_parameter(scale, dtype),
+        epsilon,
+        dtype,
+    )
+    mean = mean.reshape(statistics_shape)
+    variance = variance.reshape(statistics_shape)
+    count = torch.tensor(float(count), dtype=dtype, device=x.device)
+    return restore(outputs).to(x.dtype), mean, variance, count
+
+
+def shifted_batch_norm(moved, offset, scale, epsilon, dtype):
+    """Training-mode ``F.batch_norm`` of ``moved`` (channels at axis 1) on
+    the shifted data: ``(outputs in dtype, mean, biased variance)``, the
+    statistics of shape ``(channels,)``. ``offset`` and ``scale`` are flat
+    tensors in ``dtype`` or None."""
     shift = _first_values(moved, (1,), dtype)
+    channels = moved.shape[1]
+    count = moved.numel() // channels
     # With momentum 1 the "running" buffers receive this batch's mean and
     # unbiased variance.
-    mean = x.new_zeros(channels, dtype=dtype)
-    variance = x.new_zeros(channels, dtype=dtype)
+    mean = moved.new_zeros(channels, dtype=dtype)
+    variance = moved.new_zeros(channels, dtype=dtype)
     outputs = F.batch_norm(
         moved - shift,
         mean,
         variance,
-        weight=_flat_parameter(scale, dtype),
-        bias=_flat_parameter(offset, dtype),
+        weight=scale,
+        bias=offset,
         training=True,
         momentum=1.0,
         eps=epsilon,
     )
-    mean = (mean + shift.reshape(-1)).reshape(statistics_shape)
-    variance = (variance * ((count - 1) / count)).reshape(statistics_shape)
-    count = torch.tensor(float(count), dtype=dtype, device=x.device)
-    return restore(outputs).to(x.dtype), mean, variance, count
+    mean = mean + shift.reshape(-1)
+    return outputs, mean, variance * ((count - 1) / count)
 
 
 @contextlib.contextmanager
