@@ -51,6 +51,35 @@ def _step_index(state):
     return digits[:, 0] + _STEP_BASE * digits[:, 1]
 
 
+def _lstm_step(
+    input_term,
+    h,
+    c,
+    recurrent_kernel,
+    bias,
+    normalize_recurrent,
+    normalize_cell,
+    activation,
+    recurrent_activation,
+):
+    """One BN-LSTM step: ``(h, c, recurrent statistics, cell statistics)``.
+
+    ``normalize_recurrent`` / ``normalize_cell`` map a term to ``(normalized
+    term, statistics)``: batch or moving statistics, as the caller decides.
+    """
+    recurrent_term, recurrent_statistics = normalize_recurrent(
+        ops.matmul(h, recurrent_kernel)
+    )
+    gates = input_term + recurrent_term
+    if bias is not None:
+        gates = gates + bias
+    i, f, g, o = ops.split(gates, 4, axis=-1)
+    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
+    normalized_c, cell_statistics = normalize_cell(c)
+    h = recurrent_activation(o) * activation(normalized_c)
+    return h, c, recurrent_statistics, cell_statistics
+
+
 @dispatch("batch_normalized_lstm_step")
 def _training_step(
     input_term,
@@ -65,23 +94,30 @@ def _training_step(
     activation,
     recurrent_activation,
 ):
-    """`BNLSTMCell.step` in training, without mask or synchronized
-    statistics: ``(h, c, recurrent statistics, cell statistics)``, each
-    statistics ``(mean, variance, count)``. torch runs it in torch
-    operations (`keras_norms.native`)."""
-    recurrent_term, *recurrent_statistics = batch_normalization_training(
-        ops.matmul(h, recurrent_kernel), scale=recurrent_scale, epsilon=epsilon
+    """`_lstm_step` with batch statistics, without mask or synchronized
+    statistics; each statistics ``(mean, variance, count)``. torch runs it
+    in torch operations (`keras_norms.native`)."""
+
+    def normalizer(offset, scale):
+        def normalize(term):
+            outputs, *statistics = batch_normalization_training(
+                term, offset=offset, scale=scale, epsilon=epsilon
+            )
+            return outputs, tuple(statistics)
+
+        return normalize
+
+    return _lstm_step(
+        input_term,
+        h,
+        c,
+        recurrent_kernel,
+        bias,
+        normalizer(None, recurrent_scale),
+        normalizer(cell_offset, cell_scale),
+        activation,
+        recurrent_activation,
     )
-    gates = input_term + recurrent_term
-    if bias is not None:
-        gates = gates + bias
-    i, f, g, o = ops.split(gates, 4, axis=-1)
-    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
-    normalized_c, *cell_statistics = batch_normalization_training(
-        c, offset=cell_offset, scale=cell_scale, epsilon=epsilon
-    )
-    h = recurrent_activation(o) * activation(normalized_c)
-    return h, c, tuple(recurrent_statistics), tuple(cell_statistics)
 
 
 @export
@@ -357,22 +393,21 @@ class BNLSTMCell(keras.layers.Layer):
                 self.recurrent_activation,
             )
             return h, c, (recurrent_stats, cell_stats)
-        recurrent_term, recurrent_stats = (
-            self.recurrent_normalization.normalize_step(
-                ops.matmul(h, self.recurrent_kernel), step, training, mask
-            )
+        h, c, recurrent_stats, cell_stats = _lstm_step(
+            input_term,
+            h,
+            c,
+            self.recurrent_kernel,
+            self.bias,
+            lambda term: recurrent_normalization.normalize_step(
+                term, step, training, mask
+            ),
+            lambda term: cell_normalization.normalize_step(
+                term, step, training, mask
+            ),
+            self.activation,
+            self.recurrent_activation,
         )
-        gates = input_term + recurrent_term
-        if self.use_bias:
-            gates = gates + self.bias
-        i, f, g, o = ops.split(gates, 4, axis=-1)
-        c = self.recurrent_activation(f) * c + self.recurrent_activation(
-            i
-        ) * self.activation(g)
-        normalized_c, cell_stats = self.cell_normalization.normalize_step(
-            c, step, training, mask
-        )
-        h = self.recurrent_activation(o) * self.activation(normalized_c)
         statistics = None
         if recurrent_stats is not None:
             statistics = (recurrent_stats, cell_stats)
