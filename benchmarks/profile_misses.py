@@ -10,8 +10,10 @@ step's top-level computation (the intermediates XLA materializes; a
 ``wrapped_broadcast`` of input size is a per-slice statistic broadcast
 to the input's shape), and the same memory compiled without XLA's
 YNNPACK fusions (``--xla_cpu_experimental_ynn_fusion_type=``, in a
-subprocess: XLA reads its flags once). Then the BNLSTM forward pass at
-three sequence lengths, with and without those fusions.
+subprocess: XLA reads its flags once). Then a sum over the leading axis
+into many outputs, as XLA's reduction and as a matrix product, with and
+without those fusions, and the largest XLA operations of a BNLSTM
+training step (JAX's profiler).
 
 torch: the operators of one training step of layer normalization, batch
 normalization of a dense layer and the BNLSTM, by self CPU time (torch
@@ -132,31 +134,93 @@ def jax_memory(case_index):
     return result
 
 
-def bn_lstm_forward_ms():
-    """Forward pass (training mode) of BNLSTM(64) on (32, T, 32), jitted."""
+def _best_ms(function, *arguments, repeats=10):
+    import jax
+
+    jax.block_until_ready(function(*arguments))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(function(*arguments))
+        times.append(time.perf_counter() - start)
+    return 1e3 * min(times)
+
+
+def leading_sum_ms():
+    """A (32, 65536) float32 array summed over axis 0: XLA's reduction and
+    the same sum as a matrix product (what our CPU override runs)."""
     import jax
     import jax.numpy as jnp
 
-    times = {}
-    for steps in (64, 128, 256):
-        x = jnp.asarray(
-            np.random.default_rng(0).normal(size=(32, steps, 32)), "float32"
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(32, 65536)))
+    x = x.astype("float32")
+    reduction = jax.jit(lambda x: jnp.sum(x, axis=0))
+    product = jax.jit(lambda x: jnp.ones((32,), x.dtype) @ x)
+    return {
+        "reduction": _best_ms(reduction, x),
+        "product": _best_ms(product, x),
+    }
+
+
+def bn_lstm_operations(steps=256, top=10):
+    """The XLA operations of a BNLSTM(64) training step on (32, steps, 32)
+    by time (ms per step, executions per step), from JAX's profiler: the
+    two while loops (the forward and backward time loops, their bodies'
+    operations included) and the largest operations, inside them or not."""
+    import gzip
+    import tempfile
+    from collections import Counter
+
+    import jax
+    import jax.numpy as jnp
+
+    shape = (32, steps, 32)
+    layer = keras_norms.layers.BNLSTM(64, return_sequences=True)
+    layer.build(shape)
+    rng = np.random.default_rng(0)
+    upstream = jnp.asarray(rng.normal(size=(32, steps, 64)), "float32")
+
+    def loss(trainable, x, non_trainable):
+        y, non_trainable = layer.stateless_call(
+            trainable, non_trainable, x, training=True
         )
-        layer = keras_norms.layers.BNLSTM(64, return_sequences=True)
-        layer.build(x.shape)
-        trainable = [v.value for v in layer.trainable_variables]
-        non_trainable = [v.value for v in layer.non_trainable_variables]
-        forward = jax.jit(
-            lambda t, x, n, layer=layer: layer.stateless_call(
-                t, n, x, training=True
-            )
+        return jnp.sum(y * upstream), non_trainable
+
+    compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+    arguments = (
+        [v.value for v in layer.trainable_variables],
+        jnp.asarray(rng.normal(size=shape), "float32"),
+        [v.value for v in layer.non_trainable_variables],
+    )
+    total_ms = _best_ms(compiled, *arguments, repeats=5)
+    runs = 3
+    with tempfile.TemporaryDirectory() as directory:
+        with jax.profiler.trace(directory, create_perfetto_trace=True):
+            for _ in range(runs):
+                jax.block_until_ready(compiled(*arguments))
+        path = next(
+            os.path.join(root, name)
+            for root, _, names in os.walk(directory)
+            for name in names
+            if name.endswith(".trace.json.gz")
         )
-        jax.block_until_ready(forward(trainable, x, non_trainable))
-        start = time.perf_counter()
-        for _ in range(5):
-            jax.block_until_ready(forward(trainable, x, non_trainable))
-        times[steps] = 1e3 * (time.perf_counter() - start) / 5
-    return times
+        with gzip.open(path) as file:
+            events = json.load(file)["traceEvents"]
+    durations, counts = Counter(), Counter()
+    for event in events:
+        name = event.get("name", "")
+        # XLA's operations (thunks), not the Python and runtime frames.
+        if event.get("ph") != "X" or not re.match(r"^[\w.-]+$", name):
+            continue
+        if name.startswith(("ThunkExecutor", "PjitFunction")):
+            continue
+        durations[name] += event["dur"] / 1e3 / runs
+        counts[name] += 1 / runs
+    operations = [
+        (name, ms, round(counts[name]))
+        for name, ms in durations.most_common(top)
+    ]
+    return {"total_ms": total_ms, "operations": operations}
 
 
 def _in_subprocess_without_ynn(what):
@@ -183,11 +247,21 @@ def jax_report():
                 f"({without[who]['temporary_KiB']:.0f} KiB without YNN "
                 f"fusions); full-size buffers: {', '.join(buffers)}"
             )
-    default = bn_lstm_forward_ms()
-    without = _in_subprocess_without_ynn("bn_lstm")
-    print("BNLSTM(64) forward, (32, T, 32), ms (without YNN fusions):")
-    for steps, ms in default.items():
-        print(f"  T = {steps}: {ms:.1f} ({without[str(steps)]:.1f})")
+    default = leading_sum_ms()
+    without = _in_subprocess_without_ynn("leading_sum")
+    print(
+        "sum of (32, 65536) over axis 0, ms: reduction "
+        f"{default['reduction']:.2f} ({without['reduction']:.2f} without "
+        f"YNN fusions), matrix product {default['product']:.2f} "
+        f"({without['product']:.2f})"
+    )
+    profile = bn_lstm_operations()
+    print(
+        "BNLSTM(64) training step on (32, 256, 32): "
+        f"{profile['total_ms']:.1f} ms; its largest operations (ms, runs):"
+    )
+    for name, ms, count in profile["operations"]:
+        print(f"  {name}: {ms:.2f} ({count})")
 
 
 def torch_report():
@@ -341,8 +415,8 @@ def tensorflow_report():
 def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--json":
         what = sys.argv[2]
-        if what == "bn_lstm":
-            print(json.dumps(bn_lstm_forward_ms()))
+        if what == "leading_sum":
+            print(json.dumps(leading_sum_ms()))
         else:
             print(json.dumps(jax_memory(int(what.split()[1]))))
         return

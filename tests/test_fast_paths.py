@@ -320,3 +320,61 @@ def test_per_step_normalization_trains_on_an_unknown_time_axis(rng):
     # Steps 0-3 saw three batches, step 4 one, steps 5-7 none.
     assert np.all(np.abs(moving_mean[:5]) > 0.5)
     np.testing.assert_array_equal(moving_mean[5:], 0.0)
+
+
+# Sums over leading axes into 32768 outputs or more: JAX sums them as a
+# matrix product on CPU (XLA's YNNPACK reduction is ~50x slower there).
+# The others keep the reduction (a run with the last axis, a middle run).
+SUM_CASES = [
+    ((16, 32768), (0,), True),
+    ((4, 2, 8, 4096), (0, 1), True),
+    ((16, 16384), (0,), False),
+    ((4, 32768), (1,), False),
+    ((2, 8, 32768), (1,), False),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, axes, as_product", SUM_CASES)
+def test_sum_over_leading_axes_matches_oracle(
+    rng, fast_calls, shape, axes, as_product, dtype
+):
+    from keras_norms.ops._moments import sum_adjacent_axes
+
+    with float64_enabled():
+        x = (1e4 + rng.normal(size=shape)).astype(dtype)
+        total = sum_adjacent_axes(keras.ops.convert_to_tensor(x, dtype), axes)
+        assert keras.backend.standardize_dtype(total.dtype) == dtype
+    expected = np.sum(x.astype("float64"), axis=axes, keepdims=True)
+    assert to_numpy(total).shape == expected.shape
+    # float32: each sum rounds like the reduction's (n terms of 1e4).
+    rtol = 1e-6 if dtype == "float32" else 1e-14
+    np.testing.assert_allclose(to_numpy(total), expected, rtol=rtol)
+    fast = as_product and BACKEND == "jax"
+    assert fast_calls == (["sum_adjacent_axes"] if fast else [])
+
+
+def test_wide_per_step_batch_norm_matches_reference(rng, fast_calls):
+    # (batch, time, features) with time x features = 32768: every
+    # statistic and closed-form gradient sum runs as a product on JAX.
+    import keras_norms
+
+    x = rng.normal(3.0, 2.0, (8, 64, 512)).astype("float32")
+    upstream = rng.normal(size=x.shape).astype("float32")
+    layer = keras_norms.layers.TimestepBatchNormalization()
+    layer.build(x.shape)
+
+    def loss(x):
+        y = layer(x, training=True)
+        return keras.ops.sum(y * keras.ops.convert_to_tensor(upstream))
+
+    _, fast = value_and_gradients(loss, x)
+    assert ("sum_adjacent_axes" in fast_calls) == (BACKEND == "jax")
+    with norm_ops.reference_only():
+        _, slow = value_and_gradients(loss, x)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-4, atol=1e-4)
+    flat = x.reshape(8, -1).astype("float64")
+    expected, *_ = reference.batch_norm_train(flat, axis=-1)
+    np.testing.assert_allclose(
+        to_numpy(layer(x, training=True)).reshape(8, -1), expected, atol=1e-4
+    )

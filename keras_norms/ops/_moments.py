@@ -13,6 +13,8 @@ from typing import NamedTuple
 from keras import backend
 from keras import ops
 
+from keras_norms.native import dispatch
+
 
 def statistics_dtype(dtype):
     """The dtype statistics are computed in: float64 for float64, else float32.
@@ -61,8 +63,16 @@ def sum_over(values, axes):
 
         runs.sort(key=size, reverse=True)
     for run in runs:
-        values = ops.sum(values, axis=tuple(run), keepdims=True)
+        values = sum_adjacent_axes(values, tuple(run))
     return values
+
+
+@dispatch("sum_adjacent_axes")
+def sum_adjacent_axes(values, axes):
+    """``ops.sum(values, axes, keepdims=True)`` over one run of adjacent
+    axes. JAX on CPU sums a leading run as a matrix product
+    (`keras_norms.native`)."""
+    return ops.sum(values, axis=axes, keepdims=True)
 
 
 class TwoPassMoments(NamedTuple):
