@@ -539,3 +539,50 @@ def test_learns_a_sequence_task(rng):
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("carry_normalized", [False, True])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_step_fast_path_matches_reference_and_oracle(
+    rng, fast_calls, carry_normalized, use_bias
+):
+    """torch runs the step in torch operations: outputs, states and input
+    gradients equal the keras.ops reference's and the oracle's, also on
+    inputs whose mean is large next to their spread."""
+    from keras_norms.ops import reference_only
+
+    x = (50.0 + _sequences(rng)).astype("float32")
+    upstream = rng.normal(size=(4, 6, UNITS)).astype("float32")
+    weights = _random_weights(rng, use_bias)
+    layer = LayerNormLSTM(
+        UNITS,
+        use_bias=use_bias,
+        norm_epsilon=1e-2,
+        carry_normalized_cell_state=carry_normalized,
+        return_sequences=True,
+        return_state=True,
+    )
+    layer.build(x.shape)
+    layer.set_weights(_as_list(weights))
+
+    def loss(x):
+        y, _, _ = layer(x, training=True)
+        return keras.ops.sum(y * keras.ops.convert_to_tensor(upstream))
+
+    fast = [to_numpy(v) for v in layer(x, training=True)]
+    _, (gradient,) = value_and_gradients(loss, x)
+    ran = "layer_normalized_lstm_step" in fast_calls
+    assert ran == (keras.backend.backend() == "torch")
+    with reference_only():
+        slow = [to_numpy(v) for v in layer(x, training=True)]
+        _, (ref_gradient,) = value_and_gradients(loss, x)
+    expected = _oracle(
+        x,
+        weights,
+        epsilon=1e-2,
+        carry_normalized_cell_state=carry_normalized,
+    )
+    for got, ref, want in zip(fast, slow, expected, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got, want, **TOLERANCE)
+    np.testing.assert_allclose(gradient, ref_gradient, rtol=1e-4, atol=1e-5)

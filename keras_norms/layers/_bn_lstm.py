@@ -16,13 +16,13 @@ from keras_norms._validation import check_positive_int_or_none
 from keras_norms._validation import check_rate
 from keras_norms._validation import check_seed
 from keras_norms._validation import get_keras_object
+from keras_norms.layers._time_loop import run_steps
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
 from keras_norms.native import dispatch
 from keras_norms.ops import batch_normalization_training
 from keras_norms.ops._checks import check_sequence_length
-from keras_norms.ops._loops import scan
 
 # keras.layers.RNN casts every state to the cell's compute dtype (and its
 # loops need the carry to keep its dtype), so the step counter cannot be
@@ -613,7 +613,6 @@ class BNLSTM(keras.layers.RNN):
         training = cell.input_normalization.uses_batch_statistics(learning)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        time = sequences.shape[1]
         if training:
             sequences = check_sequence_length(
                 sequences, cell.max_timesteps, f"Layer '{self.name}'"
@@ -640,56 +639,28 @@ class BNLSTM(keras.layers.RNN):
         input_terms = cell.input_normalization(
             ops.matmul(sequences, cell.kernel), training=training, mask=mask
         )
-        input_terms = ops.transpose(input_terms, (1, 0, 2))
-        steps = ops.arange(ops.shape(input_terms)[0], dtype="int32")
-        masks = None
-        if mask is not None:
-            masks = ops.transpose(ops.cast(mask, "bool"), (1, 0))
-        zero_output = bool(self.zero_output_for_mask)
 
-        def one_step(carry, elements):
-            h, c, output = carry[:3]
-            inputs_t, step = elements[:2]
-            mask_t = elements[2] if len(elements) == 3 else None
-            new_h, new_c, statistics = cell.step(
-                inputs_t, h, c, step, training, mask_t, recurrent_dropout_mask
+        def cell_step(input_t, h, c, step, mask_t):
+            h, c, statistics = cell.step(
+                input_t, h, c, step, training, mask_t, recurrent_dropout_mask
             )
-            if mask_t is not None:
-                keep = mask_t[:, None]
-                new_output = ops.where(
-                    keep,
-                    new_h,
-                    ops.zeros_like(new_h) if zero_output else output,
-                )
-                new_h = ops.where(keep, new_h, h)
-                new_c = ops.where(keep, new_c, c)
-            else:
-                new_output = new_h
-            new_carry = (new_h, new_c, new_output)
-            step_statistics = ()
-            if training:
-                step_statistics = tuple(
-                    value for term in statistics for value in term
-                )
-            return new_carry, (new_output,) + step_statistics
+            if not training:
+                return h, c, ()
+            return h, c, tuple(value for term in statistics for value in term)
 
-        init = (h, c, ops.zeros_like(h))
-        elements = (input_terms, steps)
-        if masks is not None:
-            elements += (masks,)
-        # (Only a concrete length: JAX's export traces a symbolic one.)
-        length = time if isinstance(time, int) else None
-        final, stacked = scan(one_step, init, elements, length=length)
-        h, c = final[0], final[1]
-        outputs = stacked[0]
+        last_output, outputs, h, c, statistics = run_steps(
+            cell_step,
+            input_terms,
+            h,
+            c,
+            mask,
+            zero_output_for_mask=bool(self.zero_output_for_mask),
+        )
         if training:
-            statistics = stacked[1:]
             cell.update_moving_statistics([statistics[:3], statistics[3:]])
-        last_output = outputs[-1]
-        outputs = ops.transpose(outputs, (1, 0, 2))
         # The cell's step state after the loop (saturated like the cell's).
         steps = ops.full(
-            (ops.shape(h)[0],), ops.shape(input_terms)[0], dtype="int32"
+            (ops.shape(h)[0],), ops.shape(input_terms)[1], dtype="int32"
         )
         step_state = _step_state(
             ops.minimum(steps, cell.max_timesteps), h.dtype

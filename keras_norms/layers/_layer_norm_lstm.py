@@ -1,7 +1,5 @@
 """Layer-normalized LSTM (Ba, Kiros & Hinton, 2016)."""
 
-import contextlib
-
 import keras
 from keras import activations
 from keras import constraints
@@ -18,6 +16,8 @@ from keras_norms._validation import check_rate
 from keras_norms._validation import check_seed
 from keras_norms._validation import get_keras_object
 from keras_norms.layers._layer_normalization import LayerNormalization
+from keras_norms.layers._time_loop import run_steps
+from keras_norms.native import dispatch
 
 
 @export
@@ -172,9 +172,6 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
         self.kernel_norm = self._normalization("kernel_norm")
         self.recurrent_norm = self._normalization("recurrent_norm")
         self.state_norm = self._normalization("state_norm")
-        # Set by LayerNormLSTM while its loop hands the cell LN(W_x x_t),
-        # computed for all steps at once, instead of x_t.
-        self._given_input_terms = False
 
     def _normalization(self, name):
         return LayerNormalization(
@@ -230,37 +227,25 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
         masks = None
         if training and 0.0 < self.recurrent_dropout < 1.0:
             masks = self.get_recurrent_dropout_mask(h)
-        gates = input_term + self._normalize(
-            self.recurrent_norm, _project(h, self.recurrent_kernel, masks)
+        return _lstm_step(
+            input_term,
+            _project(h, self.recurrent_kernel, masks),
+            c,
+            _tensor(self.bias),
+            _tensor(self.recurrent_norm.gamma),
+            _tensor(self.recurrent_norm.beta),
+            _tensor(self.state_norm.gamma),
+            _tensor(self.state_norm.beta),
+            self.norm_epsilon,
+            self.activation,
+            self.recurrent_activation,
+            self.carry_normalized_cell_state,
         )
-        if self.use_bias:
-            gates = gates + self.bias
-        i, f, g, o = ops.split(gates, 4, axis=-1)
-        c = self.recurrent_activation(f) * c + self.recurrent_activation(
-            i
-        ) * self.activation(g)
-        normalized_c = self._normalize(self.state_norm, c)
-        h = self.recurrent_activation(o) * self.activation(normalized_c)
-        if self.carry_normalized_cell_state:
-            c = normalized_c
-        return h, c
 
     def call(self, inputs, states, training=False):
-        if self._given_input_terms:
-            input_term = inputs
-        else:
-            input_term = self.input_term(inputs, training)
+        input_term = self.input_term(inputs, training)
         h, c = self.step(input_term, states[0], states[1], training)
         return h, [h, c]
-
-    @contextlib.contextmanager
-    def given_input_terms(self):
-        """Within the block, `call` receives ``LN(W_x x_t)`` as inputs."""
-        previous, self._given_input_terms = self._given_input_terms, True
-        try:
-            yield
-        finally:
-            self._given_input_terms = previous
 
     def get_config(self):
         return {
@@ -274,6 +259,48 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
             "norm_epsilon": self.norm_epsilon,
             "carry_normalized_cell_state": self.carry_normalized_cell_state,
         }
+
+
+def _tensor(variable):
+    """The value of a variable (None stays None)."""
+    return None if variable is None else ops.convert_to_tensor(variable)
+
+
+@dispatch("layer_normalized_lstm_step")
+def _lstm_step(
+    input_term,
+    recurrent_term,
+    c,
+    bias,
+    recurrent_scale,
+    recurrent_offset,
+    cell_scale,
+    cell_offset,
+    epsilon,
+    activation,
+    recurrent_activation,
+    carry_normalized_cell_state,
+):
+    """``(h, c)`` of one step, given ``LN(W_x x_t)`` and ``W_h h`` (torch
+    runs it in torch operations, `keras_norms.native`)."""
+
+    def normalize(x, offset, scale):
+        return norm_ops.layer_normalization(
+            x, axis=-1, offset=offset, scale=scale, epsilon=epsilon
+        )
+
+    gates = input_term + normalize(
+        recurrent_term, recurrent_offset, recurrent_scale
+    )
+    if bias is not None:
+        gates = gates + bias
+    i, f, g, o = ops.split(gates, 4, axis=-1)
+    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
+    normalized_c = normalize(c, cell_offset, cell_scale)
+    h = recurrent_activation(o) * activation(normalized_c)
+    if carry_normalized_cell_state:
+        c = normalized_c
+    return h, c
 
 
 _MODULES = {
@@ -336,8 +363,10 @@ class LayerNormLSTM(keras.layers.RNN):
     dropout, initial states ``[h, c]``) around `LayerNormLSTMCell`, whose
     arguments it takes. The input term ``LN(W_x x_t)`` does not depend on
     the recurrence, so it is computed for all steps at once (one matmul,
-    one normalization) before the time loop, which runs Keras's RNN loop
-    over the recurrent part only; the result is the cell's.
+    one normalization) before the time loop, which runs the cell's step
+    over the recurrent part only (``keras.ops.scan``, not the cell's
+    layer call at every step, which on torch cost as much as the step);
+    the result is the cell's.
 
     Every argument of `LayerNormLSTMCell` (``activation`` ...
     ``norm_epsilon``, ``carry_normalized_cell_state``) is accepted, with
@@ -352,7 +381,8 @@ class LayerNormLSTM(keras.layers.RNN):
         return_state (bool): Also return the last ``h`` and ``c``.
         go_backwards (bool): Process the sequence backwards.
         stateful (bool): Carry the last states of each batch into the next.
-        unroll (bool): Unroll the time loop (short sequences of known length).
+        unroll (bool): Accepted as `keras.layers.LSTM` takes it; the time
+            loop is ``keras.ops.scan`` either way (the same results).
         **kwargs: Base layer keyword arguments (and `keras.layers.RNN`'s
             ``zero_output_for_mask``).
 
@@ -449,12 +479,29 @@ class LayerNormLSTM(keras.layers.RNN):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         cell = self.cell
-        # LN(W_x x_t) of every step in one go; the loop runs the rest.
+        if self.go_backwards:
+            sequences = ops.flip(sequences, axis=1)
+            mask = None if mask is None else ops.flip(mask, axis=1)
+        # LN(W_x x_t) of every step in one go; the loop runs the rest,
+        # calling the cell's step rather than the cell as a layer.
         input_terms = cell.input_term(sequences, training)
-        with cell.given_input_terms():
-            return super().inner_loop(
-                input_terms, initial_state, mask, training=training
-            )
+
+        def cell_step(input_t, h, c, step, mask_t):
+            return (*cell.step(input_t, h, c, training), ())
+
+        h, c = initial_state[0], initial_state[1]
+        if self.stateful:
+            # Not the state variables' own tensors (torch's autograd).
+            h, c = ops.copy(h), ops.copy(c)
+        last_output, outputs, h, c, _ = run_steps(
+            cell_step,
+            input_terms,
+            h,
+            c,
+            mask,
+            zero_output_for_mask=bool(self.zero_output_for_mask),
+        )
+        return last_output, outputs, [h, c]
 
     def get_config(self):
         config = {

@@ -1,6 +1,7 @@
 """torch overrides: the fused normalization kernels (batch, group, layer
 and RMS normalization), the collective, the time loop and the
-local-response channel window, the BNLSTM's training step."""
+local-response channel window, the steps of the BNLSTM (training) and
+the layer-normalized LSTM."""
 
 from keras_norms.native.torch.distributed import (
     cross_replica_all_gather as cross_replica_all_gather,
@@ -23,4 +24,7 @@ from keras_norms.native.torch.normalization import (
 )
 from keras_norms.native.torch.recurrent import (
     batch_normalized_lstm_step as batch_normalized_lstm_step,
+)
+from keras_norms.native.torch.recurrent import (
+    layer_normalized_lstm_step as layer_normalized_lstm_step,
 )
