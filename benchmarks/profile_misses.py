@@ -12,8 +12,9 @@ to the input's shape), and the same memory compiled without XLA's
 YNNPACK fusions (``--xla_cpu_experimental_ynn_fusion_type=``, in a
 subprocess: XLA reads its flags once). Then a sum over the leading axis
 into many outputs, as XLA's reduction and as a matrix product, with and
-without those fusions, and the largest XLA operations of a BNLSTM
-training step (JAX's profiler).
+without those fusions, per-step batch normalization's output fusion
+with its parameters flattened and in three dimensions, and the largest
+XLA operations of a BNLSTM training step (JAX's profiler).
 
 torch: the operators of one training step of layer normalization, batch
 normalization of a dense layer and the BNLSTM, by self CPU time (torch
@@ -162,6 +163,42 @@ def leading_sum_ms():
     }
 
 
+def flattened_parameter_ms():
+    """Per-step batch normalization's output fusion on (32, 256, 64), ms:
+    gamma (64,) broadcast over the 256 steps and flattened to the data's
+    (32, 16384) layout, against the same fusion in three dimensions, with
+    float16 and float32 data (float32 statistics)."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    gamma = jnp.asarray(rng.normal(size=(64,)), "float32")
+    statistic = jnp.asarray(rng.normal(size=(256, 64)), "float32")
+
+    def flattened(x, upstream):
+        scale = jnp.broadcast_to(gamma, (256, 64)).reshape(-1)
+        y = (x.astype("float32") - statistic.reshape(-1)) * scale + scale
+        return (y.astype(x.dtype) * upstream).astype("float32")
+
+    def three_dimensional(x, upstream):
+        y = (x.astype("float32") - statistic) * gamma + gamma
+        return (y.astype(x.dtype) * upstream).astype("float32")
+
+    times = {}
+    for dtype in ("float16", "float32"):
+        x = jnp.asarray(rng.normal(size=(32, 256, 64)), dtype)
+        upstream = jnp.asarray(rng.normal(size=(32, 256, 64)), dtype)
+        times[dtype] = {
+            "flattened": _best_ms(
+                jax.jit(flattened), x.reshape(32, -1), upstream.reshape(32, -1)
+            ),
+            "three_dimensional": _best_ms(
+                jax.jit(three_dimensional), x, upstream
+            ),
+        }
+    return times
+
+
 def bn_lstm_operations(steps=256, top=10):
     """The XLA operations of a BNLSTM(64) training step on (32, steps, 32)
     by time (ms per step, executions per step), from JAX's profiler: the
@@ -255,6 +292,12 @@ def jax_report():
         f"YNN fusions), matrix product {default['product']:.2f} "
         f"({without['product']:.2f})"
     )
+    for dtype, ms in flattened_parameter_ms().items():
+        print(
+            f"per-step BN output fusion, {dtype}: gamma broadcast and "
+            f"flattened {ms['flattened']:.2f} ms, in three dimensions "
+            f"{ms['three_dimensional']:.2f} ms"
+        )
     profile = bn_lstm_operations()
     print(
         "BNLSTM(64) training step on (32, 256, 32): "
