@@ -37,17 +37,11 @@ def batch_normalized_lstm_step(
     activation,
     recurrent_activation,
 ):
-    activation = _TORCH_ACTIVATIONS.get(activation)
-    recurrent_activation = _TORCH_ACTIVATIONS.get(recurrent_activation)
-    tensors = (input_term, h, c, recurrent_kernel)
-    if (
-        activation is None
-        or recurrent_activation is None
-        or any(not isinstance(t, torch.Tensor) for t in tensors)
-        or any(t.dtype not in _FLOAT_DTYPES for t in tensors)
-        or h.dim() != 2
-        or h.shape[0] < 2  # one value per statistic: the reference's case
-    ):
+    functions = _torch_activations(
+        activation, recurrent_activation, (input_term, recurrent_kernel, h, c)
+    )
+    if functions is None or h.shape[0] < 2:
+        # (One value per statistic: the reference's case.)
         return NotImplemented
     dtype = h.dtype
     recurrent_term, *recurrent_statistics = shifted_batch_norm(
@@ -57,19 +51,20 @@ def batch_normalized_lstm_step(
         epsilon,
         dtype,
     )
-    gates = input_term + recurrent_term
-    if bias is not None:
-        gates = gates + bias
-    i, f, g, o = torch.chunk(gates, 4, dim=-1)
-    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
-    normalized_c, *cell_statistics = shifted_batch_norm(
-        c,
-        _parameter(cell_offset, dtype),
-        _parameter(cell_scale, dtype),
-        epsilon,
-        dtype,
+
+    def normalize_cell(c):
+        normalized_c, *statistics = shifted_batch_norm(
+            c,
+            _parameter(cell_offset, dtype),
+            _parameter(cell_scale, dtype),
+            epsilon,
+            dtype,
+        )
+        return normalized_c, statistics
+
+    h, c, _, cell_statistics = _gate_step(
+        input_term + recurrent_term, bias, c, normalize_cell, *functions
     )
-    h = recurrent_activation(o) * activation(normalized_c)
     # Both statistics are over the batch.
     count = torch.tensor(float(h.shape[0]), dtype=dtype, device=h.device)
     return (
@@ -94,41 +89,65 @@ def layer_normalized_lstm_step(
     recurrent_activation,
     carry_normalized_cell_state,
 ):
-    activation = _TORCH_ACTIVATIONS.get(activation)
-    recurrent_activation = _TORCH_ACTIVATIONS.get(recurrent_activation)
-    tensors = (input_term, recurrent_term, c)
-    if (
-        activation is None
-        or recurrent_activation is None
-        or any(not isinstance(t, torch.Tensor) for t in tensors)
-        or any(t.dtype not in _FLOAT_DTYPES for t in tensors)
-        or c.dim() != 2
-    ):
+    functions = _torch_activations(
+        activation, recurrent_activation, (input_term, recurrent_term, c)
+    )
+    if functions is None:
         return NotImplemented
     dtype = c.dtype
-    normalized = layer_normalization(
-        recurrent_term,
-        (1,),
-        _parameter(recurrent_offset, dtype),
-        _parameter(recurrent_scale, dtype),
-        epsilon,
+
+    def normalize(x, offset, scale):
+        return layer_normalization(
+            x,
+            (1,),
+            _parameter(offset, dtype),
+            _parameter(scale, dtype),
+            epsilon,
+        )
+
+    h, c, normalized_c, _ = _gate_step(
+        input_term
+        + normalize(recurrent_term, recurrent_offset, recurrent_scale),
+        bias,
+        c,
+        lambda c: (normalize(c, cell_offset, cell_scale), None),
+        *functions,
     )
-    gates = input_term + normalized
+    if carry_normalized_cell_state:
+        c = normalized_c
+    return h, c
+
+
+def _torch_activations(activation, recurrent_activation, tensors):
+    """The torch functions of the two activations; None where the step
+    declines: other activations, other than float32/64 tensors, or a cell
+    state (the last of ``tensors``) not ``(batch, units)``."""
+    functions = (
+        _TORCH_ACTIVATIONS.get(activation),
+        _TORCH_ACTIVATIONS.get(recurrent_activation),
+    )
+    if (
+        None in functions
+        or any(not isinstance(t, torch.Tensor) for t in tensors)
+        or any(t.dtype not in _FLOAT_DTYPES for t in tensors)
+        or tensors[-1].dim() != 2
+    ):
+        return None
+    return functions
+
+
+def _gate_step(
+    gates, bias, c, normalize_cell, activation, recurrent_activation
+):
+    """``(h, c, normalized c, cell statistics)`` from the gates' two terms'
+    sum; ``normalize_cell`` maps ``c`` to ``(normalized, statistics)``."""
     if bias is not None:
         gates = gates + bias
     i, f, g, o = torch.chunk(gates, 4, dim=-1)
     c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
-    normalized_c = layer_normalization(
-        c,
-        (1,),
-        _parameter(cell_offset, dtype),
-        _parameter(cell_scale, dtype),
-        epsilon,
-    )
+    normalized_c, cell_statistics = normalize_cell(c)
     h = recurrent_activation(o) * activation(normalized_c)
-    if carry_normalized_cell_state:
-        c = normalized_c
-    return h, c
+    return h, c, normalized_c, cell_statistics
 
 
 def _parameter(parameter, dtype):
