@@ -23,6 +23,7 @@ from keras_norms.layers._timestep_batch_normalization import (
 from keras_norms.native import dispatch
 from keras_norms.ops import batch_normalization_training
 from keras_norms.ops._checks import check_sequence_length
+from keras_norms.ops._normalization import tensor_or_none
 
 # keras.layers.RNN casts every state to the cell's compute dtype (and its
 # loops need the carry to keep its dtype), so the step counter cannot be
@@ -31,11 +32,6 @@ from keras_norms.ops._checks import check_sequence_length
 # any float dtype: [step % base, step // base], saturating at
 # max_timesteps (exact up to 65536 steps in bfloat16).
 _STEP_BASE = 256
-
-
-def _tensor(variable):
-    """The value of a variable (None stays None)."""
-    return None if variable is None else ops.convert_to_tensor(variable)
 
 
 def _step_state(steps, dtype):
@@ -383,11 +379,11 @@ class BNLSTMCell(keras.layers.Layer):
                 input_term,
                 h,
                 c,
-                _tensor(self.recurrent_kernel),
-                _tensor(self.bias),
-                _tensor(recurrent_normalization.gamma),
-                _tensor(cell_normalization.gamma),
-                _tensor(cell_normalization.beta),
+                tensor_or_none(self.recurrent_kernel),
+                tensor_or_none(self.bias),
+                tensor_or_none(recurrent_normalization.gamma),
+                tensor_or_none(cell_normalization.gamma),
+                tensor_or_none(cell_normalization.beta),
                 self.epsilon,
                 self.activation,
                 self.recurrent_activation,

@@ -18,6 +18,7 @@ from keras_norms._validation import get_keras_object
 from keras_norms.layers._layer_normalization import LayerNormalization
 from keras_norms.layers._time_loop import run_steps
 from keras_norms.native import dispatch
+from keras_norms.ops._normalization import tensor_or_none
 
 
 @export
@@ -231,11 +232,11 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
             input_term,
             _project(h, self.recurrent_kernel, masks),
             c,
-            _tensor(self.bias),
-            _tensor(self.recurrent_norm.gamma),
-            _tensor(self.recurrent_norm.beta),
-            _tensor(self.state_norm.gamma),
-            _tensor(self.state_norm.beta),
+            tensor_or_none(self.bias),
+            tensor_or_none(self.recurrent_norm.gamma),
+            tensor_or_none(self.recurrent_norm.beta),
+            tensor_or_none(self.state_norm.gamma),
+            tensor_or_none(self.state_norm.beta),
             self.norm_epsilon,
             self.activation,
             self.recurrent_activation,
@@ -259,11 +260,6 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
             "norm_epsilon": self.norm_epsilon,
             "carry_normalized_cell_state": self.carry_normalized_cell_state,
         }
-
-
-def _tensor(variable):
-    """The value of a variable (None stays None)."""
-    return None if variable is None else ops.convert_to_tensor(variable)
 
 
 @dispatch("layer_normalized_lstm_step")

@@ -58,7 +58,8 @@ def _combine_across_replicas(deviation, mean, variance, count, all_gather):
     return deviation - shift, mean + shift, second_moment / divisor, total
 
 
-def _tensor_or_none(value):
+def tensor_or_none(value):
+    """``value`` as a tensor (a variable's value); None stays None."""
     return None if value is None else ops.convert_to_tensor(value)
 
 
@@ -199,8 +200,8 @@ def standardize(
         closed_form = _closed_form.standardize(
             x,
             axes,
-            _tensor_or_none(offset),
-            _tensor_or_none(scale),
+            tensor_or_none(offset),
+            tensor_or_none(scale),
             epsilon,
         )
         if closed_form is not NotImplemented:
@@ -337,8 +338,8 @@ def batch_normalization_training(
     return _batch_normalization_training(
         x,
         canonical_axes(axis, len(x.shape)),
-        _tensor_or_none(offset),
-        _tensor_or_none(scale),
+        tensor_or_none(offset),
+        tensor_or_none(scale),
         epsilon,
         mask,
         all_gather,
@@ -423,8 +424,8 @@ def layer_normalization(x, axis=-1, offset=None, scale=None, epsilon=1e-3):
     return _layer_normalization(
         x,
         canonical_axes(axis, len(x.shape)),
-        _tensor_or_none(offset),
-        _tensor_or_none(scale),
+        tensor_or_none(offset),
+        tensor_or_none(scale),
         epsilon,
     )
 
@@ -476,8 +477,8 @@ def group_normalization(
         x,
         groups,
         axis,
-        _tensor_or_none(offset),
-        _tensor_or_none(scale),
+        tensor_or_none(offset),
+        tensor_or_none(scale),
         epsilon,
     )
 
