@@ -243,3 +243,64 @@ def test_moving_average_against_the_oracle(rng):
         reference.moving_average(moving, value, 0.75),
         rtol=1e-6,
     )
+
+
+@pytest.mark.parametrize("shape", [(4, 5, 3), (32, 64, 64)])
+@pytest.mark.parametrize("parameter_shape", ["features", "one_by_features"])
+@pytest.mark.parametrize("fast_paths", [True, False])
+def test_per_step_parameters_shared_by_the_steps(
+    rng, shape, parameter_shape, fast_paths
+):
+    # gamma and beta of one value per feature, for every step: (features,)
+    # or (1, features) against axis=(1, 2). The larger shape takes the
+    # fused kernels where a backend has them (TensorFlow from 2**17 values).
+    batch, steps, features = shape
+    x = rng.normal(20.0, 2.0, shape).astype("float32")
+    gamma = rng.normal(1.0, 0.3, features).astype("float32")
+    beta = rng.normal(size=features).astype("float32")
+    upstream = rng.normal(size=shape).astype("float32")
+    given = (1, features) if parameter_shape == "one_by_features" else None
+
+    def normalized(x, gamma, beta):
+        if given is not None:
+            gamma = keras.ops.reshape(gamma, given)
+            beta = keras.ops.reshape(beta, given)
+        y, *_ = norm_ops.batch_normalization_training(
+            x, axis=(1, 2), offset=beta, scale=gamma
+        )
+        return y
+
+    def loss(*arrays):
+        weights = keras.ops.convert_to_tensor(upstream)
+        return keras.ops.sum(normalized(*arrays) * weights)
+
+    if fast_paths:
+        y = to_numpy(normalized(x, gamma, beta))
+        _, (dx, dgamma, dbeta) = value_and_gradients(loss, x, gamma, beta)
+    else:
+        with norm_ops.reference_only():
+            y = to_numpy(normalized(x, gamma, beta))
+            _, (dx, dgamma, dbeta) = value_and_gradients(loss, x, gamma, beta)
+    x64 = x.astype("float64")
+    x_hat, *_ = reference.batch_norm_train(x64, axis=(1, 2))
+    flat = (batch, steps * features)
+    ref_dx, *_ = reference.batch_norm_backward(
+        x64.reshape(flat), upstream.reshape(flat), np.tile(gamma, steps)
+    )
+    np.testing.assert_allclose(y, x_hat * gamma + beta, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, ref_dx.reshape(shape), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        dgamma, np.sum(upstream * x_hat, axis=(0, 1)), rtol=1e-3, atol=1e-2
+    )
+    np.testing.assert_allclose(
+        dbeta, np.sum(upstream, axis=(0, 1)), rtol=1e-4, atol=1e-3
+    )
+
+
+@pytest.mark.parametrize("bad", [(6, 3), (2, 1, 3), (4,)])
+def test_per_step_parameters_that_do_not_broadcast_are_rejected(bad):
+    x = np.ones((4, 5, 3), "float32")
+    with pytest.raises(ValueError, match=r"`scale` must .*scale.shape="):
+        norm_ops.batch_normalization_training(
+            x, axis=(1, 2), scale=np.ones(bad, "float32")
+        )

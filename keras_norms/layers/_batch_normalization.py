@@ -407,34 +407,24 @@ class BatchNormalization(AffineNormalization):
         if mask is not None:
             mask = ops.reshape(mask, (-1, k) + tuple(ops.shape(mask))[1:])
         outputs, mean, variance, count = self.normalize_per_slice(
-            ghosts,
-            (0, self._channel_axis + 1),
-            (ops.shape(ghosts)[0], shape[self._channel_axis]),
-            mask=mask,
+            ghosts, (0, self._channel_axis + 1), mask=mask
         )
         # One row of statistics per ghost batch: the hook averages them.
         self.update_moving_statistics(mean, variance, count)
         return ops.reshape(outputs, shape)
 
-    def normalize_per_slice(
-        self, inputs, axes, statistics_shape, mask=None, all_gather=None
-    ):
+    def normalize_per_slice(self, inputs, axes, mask=None, all_gather=None):
         """Training-mode normalization with statistics per position along
         several ``axes`` (ghost batch and channel, or time step and
-        channel), sharing this layer's ``gamma`` and ``beta`` (broadcast to
-        ``statistics_shape``). Returns ``batch_normalization_training``'s
-        ``(outputs, mean, variance, count)``."""
-
-        def shared(weight):
-            if weight is None:
-                return None
-            return ops.broadcast_to(weight, statistics_shape)
-
+        channel; the channel axis last), sharing this layer's ``gamma`` and
+        ``beta`` along the others. Returns
+        ``batch_normalization_training``'s ``(outputs, mean, variance,
+        count)``."""
         return norm_ops.batch_normalization_training(
             inputs,
             axis=axes,
-            offset=shared(self.beta),
-            scale=shared(self.gamma),
+            offset=self.beta,
+            scale=self.gamma,
             epsilon=self.epsilon,
             mask=mask,
             all_gather=all_gather,

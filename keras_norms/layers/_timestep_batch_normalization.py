@@ -122,7 +122,6 @@ class TimestepBatchNormalization(BatchNormalization):
         outputs, mean, variance, count = self.normalize_per_slice(
             inputs,
             step_axes,
-            (ops.shape(inputs)[1], self.moving_mean.shape[1]),
             mask=mask,
             all_gather=self.cross_replica_all_gather(),
         )

@@ -317,9 +317,12 @@ def batch_normalization_training(
         axis (int | Sequence[int]): The channel axis (int), or several (a
             sequence of ints).
         offset (tensor | None): Optional tensor of the shape of ``x`` at
-            ``axis`` (beta).
-        scale (tensor | None): Optional tensor of the shape of ``x`` at ``axis``
-            (gamma).
+            ``axis``, or broadcastable to it (beta). With several axes, a
+            parameter shared along some of them has size 1 there or fewer
+            leading dimensions: e.g. ``(features,)`` for every step of
+            ``axis=(1, 2)``.
+        scale (tensor | None): Optional tensor of the shape of ``x`` at
+            ``axis``, or broadcastable to it (gamma).
         epsilon (float): Small float added to the variance.
         mask (tensor | None): Optional boolean tensor broadcastable to ``x``.
         all_gather (Callable | None): Optional cross-replica gather for
@@ -335,15 +338,39 @@ def batch_normalization_training(
             same shape, or a scalar without ``mask``.
     """
     x = ops.convert_to_tensor(x)
+    channel_axes = canonical_axes(axis, len(x.shape))
+    statistics_sizes = tuple(x.shape[a] for a in channel_axes)
     return _batch_normalization_training(
         x,
-        canonical_axes(axis, len(x.shape)),
-        tensor_or_none(offset),
-        tensor_or_none(scale),
+        channel_axes,
+        _channel_parameter("offset", offset, statistics_sizes),
+        _channel_parameter("scale", scale, statistics_sizes),
         epsilon,
         mask,
         all_gather,
     )
+
+
+def _channel_parameter(name, parameter, statistics_sizes):
+    """``parameter`` as a tensor of the statistics' rank (leading size-1
+    axes added), checked to broadcast to ``statistics_sizes``."""
+    parameter = tensor_or_none(parameter)
+    if parameter is None:
+        return None
+    shape = tuple(parameter.shape)
+    lead = len(statistics_sizes) - len(shape)
+    fits = lead >= 0 and all(
+        size in (1, None) or wanted in (size, None)
+        for size, wanted in zip(shape, statistics_sizes[lead:], strict=True)
+    )
+    if not fits:
+        raise ValueError(
+            f"`{name}` must have the shape of x at `axis` or broadcast to it "
+            f"({statistics_sizes}). Received: {name}.shape={shape}"
+        )
+    if lead:
+        parameter = ops.reshape(parameter, (1,) * lead + shape)
+    return parameter
 
 
 @dispatch("batch_normalization_training")
@@ -361,11 +388,16 @@ def _batch_normalization_training(
         and None not in statistics_sizes
         and mask is None
         and all_gather is None
+        and _spans(offset, statistics_sizes)
+        and _spans(scale, statistics_sizes)
     ):
         # Several trailing channel axes (per-step statistics) are one flat
         # channel axis: a free reshape, and the (batch, channels) pattern
         # that compilers handle best (XLA materialized broadcasts of the
-        # per-(step, channel) statistics over the three axes).
+        # per-(step, channel) statistics over the three axes). Parameters
+        # shared by the steps stay in the input's shape: XLA's CPU code
+        # for a shared parameter broadcast and flattened is slow (half
+        # precision: 2.0 vs 0.1 ms, benchmarks/profile_misses.py).
         channels = math.prod(statistics_sizes)
         flat = _batch_normalization_training(
             ops.reshape(x, (-1, channels)),
@@ -403,6 +435,12 @@ def _batch_normalization_training(
 
 def _flat_or_none(parameter, size):
     return None if parameter is None else ops.reshape(parameter, (size,))
+
+
+def _spans(parameter, statistics_sizes):
+    """Whether ``parameter`` (None or of the statistics' rank) has a value
+    for every statistic."""
+    return parameter is None or list(parameter.shape) == statistics_sizes
 
 
 def layer_normalization(x, axis=-1, offset=None, scale=None, epsilon=1e-3):

@@ -13,6 +13,8 @@ are flattened, a free reshape) or, on a GPU, first in a rank-4 input
 (NCHW).
 """
 
+import math
+
 import tensorflow as tf
 
 from keras_norms.native.tensorflow.devices import on_gpu
@@ -72,8 +74,8 @@ def batch_normalization_training(
     shift = tf.stop_gradient(first)
     outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
         x=fused_input - shift,
-        scale=_channel_vector(scale, channels, 1.0),
-        offset=_channel_vector(offset, channels, 0.0),
+        scale=_channel_vector(scale, statistics_shape, 1.0),
+        offset=_channel_vector(offset, statistics_shape, 0.0),
         mean=tf.zeros((0,), tf.float32),
         variance=tf.zeros((0,), tf.float32),
         epsilon=epsilon,
@@ -97,9 +99,13 @@ def batch_normalization_training(
     return outputs, mean, variance, count
 
 
-def _channel_vector(parameter, channels, default):
+def _channel_vector(parameter, statistics_shape, default):
+    """One value per (flat) channel; a parameter shared along some of the
+    channel axes is broadcast along them."""
     if parameter is None:
-        return tf.fill((channels,), default)
+        return tf.fill((math.prod(statistics_shape),), default)
+    if parameter.shape.as_list() != list(statistics_shape):
+        parameter = tf.broadcast_to(parameter, statistics_shape)
     if parameter.shape.rank != 1:
         parameter = tf.reshape(parameter, (-1,))
     return tf.cast(parameter, tf.float32)

@@ -94,8 +94,8 @@ def batch_normalization_training(
         return NotImplemented
     outputs, mean, variance = shifted_batch_norm(
         moved,
-        _flat_parameter(offset, dtype),
-        _flat_parameter(scale, dtype),
+        _flat_parameter(offset, statistics_shape, dtype),
+        _flat_parameter(scale, statistics_shape, dtype),
         epsilon,
         dtype,
     )
@@ -161,9 +161,13 @@ def _saving_source(shifted, source, shift):
         yield
 
 
-def _flat_parameter(parameter, dtype):
+def _flat_parameter(parameter, statistics_shape, dtype):
+    """One value per (flat) channel; a parameter shared along some of the
+    channel axes is expanded along them."""
     parameter = _parameter(parameter, dtype)
-    return None if parameter is None else parameter.reshape(-1)
+    if parameter is None:
+        return None
+    return parameter.expand(statistics_shape).reshape(-1)
 
 
 def group_normalization(x, groups, channel_axis, offset, scale, epsilon):
