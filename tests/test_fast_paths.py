@@ -51,17 +51,22 @@ CASES = [
     (BN, (16, 32, 32, 16), {"axis": -1}),
     (BN, (16, 16, 32, 32), {"axis": 1}),
     (BN, (64, 128, 16), {"axis": [1, 2]}),
+    # Per-step statistics of time-major data: statistics over axis 1.
+    (BN, (5, 6, 3), {"axis": [0, 2]}),
+    (BN, (4, 6, 3, 2), {"axis": [0, 2, 3]}),
 ]
 EXPECTED_FAST = {
-    "torch": [BN] * 7 + [None, LN, LN, None, GN, GN, GN] + [BN] * 3,
-    "tensorflow": [STANDARDIZE] * 14 + [BN, STANDARDIZE, BN],
-    "jax": [STANDARDIZE] * 17,
+    "torch": [BN] * 7 + [None, LN, LN, None, GN, GN, GN] + [BN] * 5,
+    "tensorflow": [STANDARDIZE] * 14
+    + [BN, STANDARDIZE, BN]
+    + [STANDARDIZE] * 2,
+    "jax": [STANDARDIZE] * 19,
 }
 # In float16 / bfloat16, computed in float32 (TensorFlow's fused kernel
 # takes float32 only).
 EXPECTED_FAST_HALF = {
     **EXPECTED_FAST,
-    "tensorflow": [STANDARDIZE] * 17,
+    "tensorflow": [STANDARDIZE] * 19,
 }
 
 

@@ -190,3 +190,52 @@ def test_step_masked_in_every_sample_uses_its_moving_statistics(rng):
     # Its moving statistics stay; the others move.
     np.testing.assert_allclose(to_numpy(layer.moving_mean)[2], mean_table[2])
     assert not np.allclose(to_numpy(layer.moving_mean)[1], mean_table[1])
+
+
+def test_time_major_sequences_match_oracle(rng):
+    # The recurrent layers' time loops hand their input terms time-major
+    # (time, batch, features), with the mask (time, batch).
+    x = _drifting_sequences(rng, (6, 4, 3))
+    mask = rng.random((6, 4)) > 0.3
+    mask[:, 2] = False  # step 2: padding in every sample
+    layer = TimestepBatchNormalization(momentum=0.5)
+    layer.build(x.shape)
+    gamma = rng.normal(size=3).astype("float32")
+    beta = rng.normal(size=3).astype("float32")
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+    mean_table = rng.normal(size=(4, 3))
+    variance_table = rng.uniform(0.5, 2.0, (4, 3))
+    layer.moving_mean.assign(mean_table)
+    layer.moving_variance.assign(variance_table)
+    y = layer.normalize_sequence(
+        np.transpose(x, (1, 0, 2)), True, mask.T, time_axis=0
+    )
+    expected, means, _, counts = reference.timestep_batch_norm_train(
+        x,
+        gamma,
+        beta,
+        mask=mask,
+        mean_table=mean_table,
+        variance_table=variance_table,
+    )
+    np.testing.assert_allclose(
+        np.transpose(to_numpy(y), (1, 0, 2)), expected, rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        to_numpy(layer.moving_mean),
+        reference.update_tables(mean_table, means, counts, 0.5),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    y = layer.normalize_sequence(np.transpose(x, (1, 0, 2)), False, time_axis=0)
+    expected = reference.timestep_batch_norm_inference(
+        x,
+        to_numpy(layer.moving_mean),
+        to_numpy(layer.moving_variance),
+        gamma,
+        beta,
+    )
+    np.testing.assert_allclose(
+        np.transpose(to_numpy(y), (1, 0, 2)), expected, rtol=1e-5, atol=1e-5
+    )

@@ -17,6 +17,7 @@ from keras_norms._validation import check_rate
 from keras_norms._validation import check_seed
 from keras_norms._validation import get_keras_object
 from keras_norms.layers._time_loop import run_steps
+from keras_norms.layers._time_loop import time_major
 from keras_norms.layers._timestep_batch_normalization import (
     TimestepBatchNormalization,
 )
@@ -607,19 +608,16 @@ class BNLSTM(keras.layers.RNN):
         # The normalizations' decision: also batch statistics inside
         # recompute_batch_statistics (with no dropout).
         training = cell.input_normalization.uses_batch_statistics(learning)
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
         if training:
             sequences = check_sequence_length(
                 sequences, cell.max_timesteps, f"Layer '{self.name}'"
             )
         h, c = initial_state[0], initial_state[1]
-        if self.go_backwards:
-            sequences = ops.flip(sequences, axis=1)
-            mask = None if mask is None else ops.flip(mask, axis=1)
+        sequences, mask = time_major(sequences, mask, self.go_backwards)
         if learning and cell.dropout:
+            # One mask for every step.
             sequences = sequences * keras.random.dropout(
-                ops.ones_like(sequences[:, :1, :]),
+                ops.ones_like(sequences[:1]),
                 cell.dropout,
                 seed=cell.seed_generator,
             )
@@ -630,10 +628,10 @@ class BNLSTM(keras.layers.RNN):
                 cell.recurrent_dropout,
                 seed=cell.seed_generator,
             )
-        # BN(W_x x_t) for every step at once, in processing order; it
-        # updates its own per-step moving statistics.
-        input_terms = cell.input_normalization(
-            ops.matmul(sequences, cell.kernel), training=training, mask=mask
+        # BN(W_x x_t) for every step at once, time-major, in processing
+        # order; it updates its own per-step moving statistics.
+        input_terms = cell.input_normalization.normalize_sequence(
+            ops.matmul(sequences, cell.kernel), training, mask, time_axis=0
         )
 
         def cell_step(input_t, h, c, step, mask_t):
@@ -656,7 +654,7 @@ class BNLSTM(keras.layers.RNN):
             cell.update_moving_statistics([statistics[:3], statistics[3:]])
         # The cell's step state after the loop (saturated like the cell's).
         steps = ops.full(
-            (ops.shape(h)[0],), ops.shape(input_terms)[1], dtype="int32"
+            (ops.shape(h)[0],), ops.shape(input_terms)[0], dtype="int32"
         )
         step_state = _step_state(
             ops.minimum(steps, cell.max_timesteps), h.dtype

@@ -17,6 +17,7 @@ from keras_norms._validation import check_seed
 from keras_norms._validation import get_keras_object
 from keras_norms.layers._layer_normalization import LayerNormalization
 from keras_norms.layers._time_loop import run_steps
+from keras_norms.layers._time_loop import time_major
 from keras_norms.native import dispatch
 from keras_norms.ops._normalization import tensor_or_none
 
@@ -205,17 +206,17 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
 
     def input_term(self, inputs, training=False):
         """``LN(W_x x)`` for inputs ``(batch, features)`` or, all steps
-        at once, ``(batch, time, features)`` (with input dropout in
-        training, the same mask at every step)."""
+        at once, time-major ``(time, batch, features)`` (with input dropout
+        in training, the same mask at every step)."""
         masks = None
         if training and 0.0 < self.dropout < 1.0:
-            first = inputs if len(inputs.shape) == 2 else inputs[:, 0, :]
+            first = inputs if len(inputs.shape) == 2 else inputs[0]
             masks = self.get_dropout_mask(first)
             if len(inputs.shape) == 3:  # one mask for every step
                 if isinstance(masks, (list, tuple)):
-                    masks = [ops.expand_dims(mask, 1) for mask in masks]
+                    masks = [ops.expand_dims(mask, 0) for mask in masks]
                 else:
-                    masks = ops.expand_dims(masks, 1)
+                    masks = ops.expand_dims(masks, 0)
         return self._normalize(
             self.kernel_norm, _project(inputs, self.kernel, masks)
         )
@@ -472,12 +473,8 @@ class LayerNormLSTM(keras.layers.RNN):
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
         cell = self.cell
-        if self.go_backwards:
-            sequences = ops.flip(sequences, axis=1)
-            mask = None if mask is None else ops.flip(mask, axis=1)
+        sequences, mask = time_major(sequences, mask, self.go_backwards)
         # LN(W_x x_t) of every step in one go; the loop runs the rest,
         # calling the cell's step rather than the cell as a layer.
         input_terms = cell.input_term(sequences, training)

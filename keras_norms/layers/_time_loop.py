@@ -13,6 +13,28 @@ from keras import ops
 from keras_norms.ops._loops import scan
 
 
+def time_major(sequences, mask, go_backwards):
+    """``(sequences, mask)`` of a layer's call, ``(batch, time, features)``
+    and ``(batch, time)`` (or a list holding it, or None), as the time loop
+    takes them: time-major and in processing order.
+
+    The sequences are transposed before the input terms are computed from
+    them (all steps at once, then sliced by the loop): the terms are
+    ``4 * units`` wide, the sequences usually narrower, and on JAX the
+    transposes of the terms and of their gradient had cost more than the
+    time loop's own steps at 256 steps (``benchmarks/profile_misses.py``).
+    """
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    sequences = ops.transpose(sequences, (1, 0, 2))
+    if mask is not None:
+        mask = ops.transpose(mask, (1, 0))
+    if go_backwards:
+        sequences = ops.flip(sequences, axis=0)
+        mask = None if mask is None else ops.flip(mask, axis=0)
+    return sequences, mask
+
+
 def run_steps(step, input_terms, h, c, mask=None, zero_output_for_mask=False):
     """Run ``step(input_t, h, c, t, mask_t) -> (h, c, extras)`` over time.
 
@@ -20,20 +42,20 @@ def run_steps(step, input_terms, h, c, mask=None, zero_output_for_mask=False):
         step: One step; ``t`` is the int32 step index, ``mask_t`` the
             ``(batch,)`` bool mask or None; ``extras`` a tuple of tensors
             (possibly empty) to stack over the steps.
-        input_terms: ``(batch, time, width)``, in processing order.
+        input_terms: ``(time, batch, width)``, in processing order (see
+            `time_major`).
         h, c: The initial states ``(batch, units)``.
-        mask: ``(batch, time)`` bool or None, in processing order.
+        mask: ``(time, batch)`` bool or None, in processing order.
 
     Returns:
         ``(last_output, outputs, h, c, extras)``, ``outputs`` batch-major
         and each of ``extras`` stacked time-major.
     """
-    time = input_terms.shape[1]
-    input_terms = ops.transpose(input_terms, (1, 0, 2))
+    time = input_terms.shape[0]
     steps = ops.arange(ops.shape(input_terms)[0], dtype="int32")
     elements = (input_terms, steps)
     if mask is not None:
-        elements += (ops.transpose(ops.cast(mask, "bool"), (1, 0)),)
+        elements += (ops.cast(mask, "bool"),)
 
     def one_step(carry, elements):
         h, c, output = carry

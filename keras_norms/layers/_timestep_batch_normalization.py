@@ -103,16 +103,23 @@ class TimestepBatchNormalization(BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
+        return self.normalize_sequence(inputs, training, mask)
+
+    def normalize_sequence(self, inputs, training=None, mask=None, time_axis=1):
+        """`call`, for inputs with their time axis at ``time_axis``: 1, as
+        Keras's sequences have it, or 0 for the time-major input terms of
+        the recurrent layers' time loops (with the mask ``(time, batch)``).
+        """
         ndim = len(inputs.shape)
-        step_axes = (1, self._channel_axis)
+        step_axes = (time_axis, self._channel_axis)
         if not self.uses_batch_statistics(training):
             return ops.cast(
-                self._normalize_with_moving_statistics(inputs),
+                self._normalize_with_moving_statistics(inputs, time_axis),
                 self.compute_dtype,
             )
 
         inputs = check_sequence_length(
-            inputs, self._steps, f"Layer '{self.name}'"
+            inputs, self._steps, f"Layer '{self.name}'", time_axis
         )
         if mask is not None:
             mask = self._expand_sequence_mask(mask, inputs)
@@ -130,9 +137,9 @@ class TimestepBatchNormalization(BatchNormalization):
             # normalized with its moving ones, as at inference.
             step_reached = ops.max(count, axis=1) > 0
             outputs = ops.where(
-                norm_ops.broadcast_parameter(step_reached, ndim, 1),
+                norm_ops.broadcast_parameter(step_reached, ndim, time_axis),
                 outputs,
-                self._normalize_with_moving_statistics(inputs),
+                self._normalize_with_moving_statistics(inputs, time_axis),
             )
         self.update_moving_statistics(mean, variance, count)
         return ops.cast(outputs, self.compute_dtype)
@@ -148,15 +155,15 @@ class TimestepBatchNormalization(BatchNormalization):
             )
         return expand_mask(mask, inputs, self.name)
 
-    def _normalize_with_moving_statistics(self, inputs):
+    def _normalize_with_moving_statistics(self, inputs, time_axis=1):
         """Inference: each step with its own moving statistics."""
         ndim = len(inputs.shape)
-        steps = ops.arange(ops.shape(inputs)[1], dtype="int32")
+        steps = ops.arange(ops.shape(inputs)[time_axis], dtype="int32")
 
         def statistic(table):
             rows = norm_ops.step_statistics(table, steps)
             return norm_ops.broadcast_parameter(
-                rows, ndim, (1, self._channel_axis)
+                rows, ndim, (time_axis, self._channel_axis)
             )
 
         def parameter(weight):

@@ -16,12 +16,12 @@ def check_dimension(x, axis, predicate, message):
     return x
 
 
-def check_sequence_length(sequences, max_timesteps, owner):
-    """``sequences`` (batch, time, ...), checked to have at most
-    ``max_timesteps`` steps: a layer with per-step statistics cannot train
-    on longer ones. In Python where the length is known, at run time (in
-    a TensorFlow graph) where it is not."""
-    time = sequences.shape[1]
+def check_sequence_length(sequences, max_timesteps, owner, time_axis=1):
+    """``sequences`` (batch, time, ...), or with time on ``time_axis``,
+    checked to have at most ``max_timesteps`` steps: a layer with per-step
+    statistics cannot train on longer ones. In Python where the length is
+    known, at run time (in a TensorFlow graph) where it is not."""
+    time = sequences.shape[time_axis]
     message = (
         f"{owner} keeps statistics for {max_timesteps} steps and cannot "
         f"train on longer sequences. Received: "
@@ -30,7 +30,10 @@ def check_sequence_length(sequences, max_timesteps, owner):
     )
     if time is None:
         return check_dimension(
-            sequences, 1, lambda size: size <= max_timesteps, message
+            sequences,
+            time_axis,
+            lambda size: size <= max_timesteps,
+            message,
         )
     if time > max_timesteps:
         raise ValueError(message)

@@ -90,6 +90,17 @@ def batch_normalization_training(
         def restore(outputs):
             return outputs.reshape(x.shape)
 
+    elif len(channel_axes) == ndim - 1:
+        # Statistics over one inner axis (per-step statistics of
+        # time-major data): that axis first and the rest one flat channel
+        # axis (a copy).
+        (batch_axis,) = set(range(ndim)) - set(channel_axes)
+        first = torch.movedim(x, batch_axis, 0)
+        moved = first.reshape(first.shape[0], channels)
+
+        def restore(outputs):
+            return torch.movedim(outputs.reshape(first.shape), 0, batch_axis)
+
     else:
         return NotImplemented
     outputs, mean, variance = shifted_batch_norm(
