@@ -17,7 +17,12 @@ interleaved:
 - **Memory**: on JAX the temporary memory of the compiled gradient of the
   training loss (XLA ``memory_analysis``); on torch the peak of the memory
   allocated during one ``train_on_batch`` (torch profiler on CPU, the CUDA
-  allocator's peak on a GPU).
+  allocator's peak on a GPU); on TensorFlow the same peak from its
+  allocator's statistics, which its default CPU allocator does not keep:
+  on CPU they are read in a second process that runs the training steps
+  once more with TensorFlow's BFC allocator
+  (``TF_CPU_ALLOCATOR_USE_BFC=true``), so that the timings stay those of
+  the default allocator.
 - **Folding**: ``predict_on_batch`` latency of ResNet50, MobileNetV2,
   DenseNet121 and EfficientNetB0 (64x64, batch 16), converted, with random
   moving statistics, against ``fold_batch_normalization`` of it, with the
@@ -32,7 +37,11 @@ are copied to the GPU once, not at every step, and the results go to
 ``models_<backend>_gpu.json``.
 """
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -141,7 +150,59 @@ def training_step(model, x, y):
         return _with_torch_peak_bytes(step)
     if BACKEND == "jax":
         step.temporary_bytes = _jax_gradient_temporary_bytes(model, x, y)
+    if BACKEND == "tensorflow":
+        step.temporary_bytes = _tensorflow_peak_bytes(step)
     return step
+
+
+# Where TensorFlow keeps allocator statistics: a GPU, or the CPU with its
+# BFC allocator (read when TensorFlow starts).
+_TENSORFLOW_STATISTICS = GPU is not None or (
+    os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("true", "1")
+)
+
+
+def _tensorflow_peak_bytes(step):
+    """The peak of the memory TensorFlow's allocator holds during one step,
+    above the start (None without allocator statistics): the largest of
+    five readings, since the peak moves with the order in which
+    TensorFlow's threads happen to run the step's operations."""
+    if not _TENSORFLOW_STATISTICS:
+        return None
+    import tensorflow as tf
+
+    device = "GPU:0" if GPU is not None else "CPU:0"
+    step()  # warm-up: tracing, compilation
+    peaks = []
+    for _ in range(5):
+        start = tf.config.experimental.get_memory_info(device)["current"]
+        tf.config.experimental.reset_memory_stats(device)
+        step()
+        info = tf.config.experimental.get_memory_info(device)
+        peaks.append(info["peak"] - start)
+    return max(peaks)
+
+
+def _tensorflow_memory_in_subprocess(args):
+    """``{model: {"ours": bytes, "core": bytes}}`` of the training cases,
+    from this script run again with the BFC allocator (``--memory``)."""
+    command = [sys.executable, __file__, "--memory"]
+    command += ["--tiny"] if args.tiny else []
+    command += ["--only", args.only] if args.only else []
+    output = subprocess.run(
+        command,
+        env=dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def add_memory(row, memory):
+    """``row`` with the steps' memory (bytes by candidate) and its ratio."""
+    row["temporary_MiB"] = {k: v / 2**20 for k, v in memory.items()}
+    row["memory_vs_core"] = memory["ours"] / memory["core"]
 
 
 def _jax_gradient_temporary_bytes(model, x, y):
@@ -190,8 +251,7 @@ def run_training_case(case, repeats, rng):
     }
     memory = {k: getattr(s, "temporary_bytes", None) for k, s in steps.items()}
     if all(v is not None for v in memory.values()):
-        row["temporary_MiB"] = {k: v / 2**20 for k, v in memory.items()}
-        row["memory_vs_core"] = memory["ours"] / memory["core"]
+        add_memory(row, memory)
     print(
         f"{name:<16} {str(tuple(shape)):<18} "
         + "  ".join(f"{k} {v:8.2f} ms" for k, v in row["median_ms"].items())
@@ -280,7 +340,23 @@ def run_folding_case(case, repeats, rng):
     return row
 
 
+def training_memory(case, rng):
+    """``(model, {"ours": bytes, "core": bytes})`` of one training case."""
+    name, shape, build = case
+    core = build()
+    ours = keras_norms.convert_normalization(core)
+    x = on_device(rng.normal(size=shape).astype("float32"))
+    y = on_device(rng.integers(0, CLASSES, size=shape[0]).astype("int32"))
+    return name, {
+        "ours": training_step(ours, x, y).temporary_bytes,
+        "core": training_step(core, x, y).temporary_bytes,
+    }
+
+
 def main():
+    memory_only = "--memory" in sys.argv
+    if memory_only:
+        sys.argv.remove("--memory")
     args = parse_arguments(__doc__.split("\n")[0], 15, "models")
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
@@ -288,11 +364,30 @@ def main():
     def selected(name):
         return not args.only or args.only.lower() in name.lower()
 
+    if memory_only:  # (the subprocess of _tensorflow_memory_in_subprocess)
+        print(
+            json.dumps(
+                dict(
+                    training_memory(case, rng)
+                    for case in training_cases(args.tiny)
+                    if selected(case[0])
+                )
+            )
+        )
+        return
     training = [
         run_training_case(case, args.repeats, rng)
         for case in training_cases(args.tiny)
         if selected(case[0])
     ]
+    if BACKEND == "tensorflow" and not _TENSORFLOW_STATISTICS and training:
+        memory = _tensorflow_memory_in_subprocess(args)
+        for row in training:
+            add_memory(row, memory[row["model"]])
+            print(
+                f"{row['model']:<16} memory vs core "
+                f"{row['memory_vs_core']:.2f} (BFC allocator)"
+            )
     folding = [
         run_folding_case(case, args.repeats, rng)
         for case in folding_cases(args.tiny)

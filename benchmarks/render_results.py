@@ -451,8 +451,10 @@ with `keras_norms.convert_normalization` (same graph and weights; only the
 normalization layers differ), measured with `benchmarks/bench_models.py`.
 ResNet50 is `keras.applications.ResNet50(weights=None)` at 64×64 with 10
 classes; the conv net is 3 × Conv–norm–ReLU. Memory as above (JAX: the
-compiled gradient of the loss; torch: the peak during one step; not
-measured on TensorFlow).
+compiled gradient of the loss; torch: the peak during one step;
+TensorFlow: the peak its allocator holds during one step, read on CPU in a
+second run of the steps with TensorFlow's BFC allocator, the one that
+keeps statistics, while the times are the default allocator's).
 
 {runs}
 
