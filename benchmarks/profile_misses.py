@@ -17,8 +17,8 @@ with its parameters flattened and in three dimensions, and the largest
 XLA operations of a BNLSTM training step (JAX's profiler).
 
 torch: the operators of one training step of layer normalization, batch
-normalization of a dense layer and the BNLSTM, by self CPU time (torch
-profiler).
+normalization of a dense layer and of channels-first images, group
+normalization and the BNLSTM, by self CPU time (torch profiler).
 
 TensorFlow: the kernels of one training step (``tf.function``, forward
 and backward), ours and Keras core's, by op type with their time and
@@ -322,6 +322,16 @@ def torch_report():
             "BN dense (1024, 1024)",
             keras_norms.layers.BatchNormalization(),
             (1024, 1024),
+        ),
+        (
+            "BN conv NCHW (64, 128, 28, 28)",
+            keras_norms.layers.BatchNormalization(axis=1),
+            (64, 128, 28, 28),
+        ),
+        (
+            "GN (64, 28, 28, 128), 4 groups",
+            keras_norms.layers.GroupNormalization(groups=4),
+            (64, 28, 28, 128),
         ),
         (
             "BNLSTM(64) (32, 64, 32)",
