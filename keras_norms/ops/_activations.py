@@ -29,6 +29,8 @@ def prelu(x, alpha):
     """
     x = ops.convert_to_tensor(x)
     alpha = ops.cast(alpha, x.dtype)
-    # relu(x) - a * relu(-x): max/min with a Python 0 would promote float64
-    # to float32 on the torch backend.
-    return ops.relu(x) - alpha * ops.relu(-x)
+    # relu(x) + (-a) * relu(-x): max/min with a Python 0 would promote
+    # float64 to float32 on the torch backend. The slope is negated, not
+    # the product: the gradient of a subtraction negates the upstream
+    # gradient at full size (one more full-size pass on TensorFlow).
+    return ops.relu(x) + (-alpha) * ops.relu(-x)
