@@ -230,16 +230,23 @@ def _jax_gradient_temporary_bytes(model, x, y):
         return None
 
 
-def run_training_case(case, repeats, rng):
-    name, shape, build = case
+def training_steps(case, rng):
+    """The training steps of one case: ``{"ours": step, "core": step}``,
+    the Keras core model and its conversion, on the same random batch."""
+    _, shape, build = case
     core = build()
     ours = keras_norms.convert_normalization(core)
     x = on_device(rng.normal(size=shape).astype("float32"))
     y = on_device(rng.integers(0, CLASSES, size=shape[0]).astype("int32"))
-    steps = {
+    return {
         "ours": training_step(ours, x, y),
         "core": training_step(core, x, y),
     }
+
+
+def run_training_case(case, repeats, rng):
+    name, shape, _ = case
+    steps = training_steps(case, rng)
     times = interleaved(steps, repeats)
     row = {
         "model": name,
@@ -342,15 +349,8 @@ def run_folding_case(case, repeats, rng):
 
 def training_memory(case, rng):
     """``(model, {"ours": bytes, "core": bytes})`` of one training case."""
-    name, shape, build = case
-    core = build()
-    ours = keras_norms.convert_normalization(core)
-    x = on_device(rng.normal(size=shape).astype("float32"))
-    y = on_device(rng.integers(0, CLASSES, size=shape[0]).astype("int32"))
-    return name, {
-        "ours": training_step(ours, x, y).temporary_bytes,
-        "core": training_step(core, x, y).temporary_bytes,
-    }
+    steps = training_steps(case, rng)
+    return case[0], {k: step.temporary_bytes for k, step in steps.items()}
 
 
 def main():
