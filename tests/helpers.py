@@ -62,32 +62,41 @@ def float64_enabled():
         yield
 
 
-def value_and_gradients(fn, *arrays):
+def value_and_gradients(fn, *arrays, compiled=False):
     """Value of scalar ``fn(*tensors)`` and its gradients, as NumPy arrays.
 
     ``arrays`` are NumPy arrays; they are converted to backend tensors of
     their own dtype (use `float64_enabled` for float64 on JAX). An input
     the value does not depend on (e.g. through ``stop_gradient`` only)
-    gets a zero gradient on every backend, as JAX gives.
+    gets a zero gradient on every backend, as JAX gives. ``compiled``:
+    traced as in training (``jax.jit``, ``tf.function``; torch runs
+    eagerly either way).
     """
     if BACKEND == "jax":
         import jax
 
         tensors = [keras.ops.convert_to_tensor(a, a.dtype) for a in arrays]
-        value, grads = jax.value_and_grad(
-            fn, argnums=tuple(range(len(arrays)))
-        )(*tensors)
+        function = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))
+        if compiled:
+            function = jax.jit(function)
+        value, grads = function(*tensors)
     elif BACKEND == "tensorflow":
         import tensorflow as tf
 
-        tensors = [tf.constant(a) for a in arrays]
-        with tf.GradientTape() as tape:
-            for t in tensors:
-                tape.watch(t)
-            value = fn(*tensors)
-        grads = tape.gradient(
-            value, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
+        def function(*tensors):
+            with tf.GradientTape() as tape:
+                for t in tensors:
+                    tape.watch(t)
+                value = fn(*tensors)
+            return value, tape.gradient(
+                value,
+                list(tensors),
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+
+        if compiled:
+            function = tf.function(function)
+        value, grads = function(*[tf.constant(a) for a in arrays])
     else:
         import torch
 

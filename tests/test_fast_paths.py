@@ -306,6 +306,50 @@ def test_standardize_gradients_through_statistics(
     np.testing.assert_allclose(fast[0], numerical, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    "weights",
+    [(1.0, 0.0, 0.0), (0.0, 3.0, 0.0), (0.0, 0.0, 2.0), (0.0, 3.0, 2.0)],
+    ids=["outputs", "mean", "variance", "statistics"],
+)
+@pytest.mark.parametrize(
+    "axes, parameter_shape", [((0, 1), (1, 1, 5)), ((2,), (5,))]
+)
+def test_standardize_gradients_of_each_result_when_traced(
+    rng, weights, axes, parameter_shape
+):
+    # Traced, TensorFlow hands zeros constants to the results no gradient
+    # reaches, and the closed form skips their terms: whichever results
+    # the loss uses, the gradient must stay whole.
+    shape = (6, 4, 5)
+    x = rng.normal(2.0, 1.5, shape).astype("float32")
+    gamma = rng.uniform(0.5, 1.5, parameter_shape).astype("float32")
+    upstream = rng.normal(size=shape).astype("float32")
+    w_outputs, w_mean, w_variance = weights
+
+    def loss(x, gamma):
+        y, mean, variance, _ = norm_ops.standardize(x, axes, scale=gamma)
+        up = keras.ops.convert_to_tensor(upstream)
+        total = keras.ops.sum(mean) * w_mean
+        total = total + keras.ops.sum(variance) * w_variance
+        if w_outputs:
+            total = total + keras.ops.sum(y * up) * w_outputs
+        return total
+
+    _, (got, _) = value_and_gradients(loss, x, gamma, compiled=True)
+
+    def oracle_loss(x64):
+        mean, variance, _ = reference.moments(x64, axes)
+        y = (x64 - mean) / np.sqrt(variance + 1e-3) * gamma
+        return (
+            w_outputs * np.sum(y * upstream)
+            + w_mean * mean.sum()
+            + w_variance * variance.sum()
+        )
+
+    numerical = reference.numerical_gradient(oracle_loss, x.astype("float64"))
+    np.testing.assert_allclose(got, numerical, rtol=1e-3, atol=1e-3)
+
+
 def test_per_step_normalization_trains_on_an_unknown_time_axis(rng):
     # Traced with a time axis of None (TensorFlow retraces a model fitted
     # on several lengths with a relaxed shape): the per-step parameters

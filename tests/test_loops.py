@@ -5,10 +5,12 @@ the per-step inputs and a weight) against finite differences."""
 
 import keras
 import numpy as np
+import pytest
 
 from keras_norms.ops._loops import scan
 
 import reference
+from helpers import BACKEND
 from helpers import value_and_gradients
 
 
@@ -88,3 +90,43 @@ def test_scan_gradients_match_finite_differences(rng):
         numpy_loss(x64, 0.7 + step) - numpy_loss(x64, 0.7 - step)
     ) / (2 * step)
     np.testing.assert_allclose(dw, numerical_dw, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs only")
+@pytest.mark.parametrize("layer_name", ["BNLSTM", "LayerNormLSTM"])
+def test_time_loop_reads_no_weight_at_each_step(layer_name):
+    # TensorFlow runs the loop body kernel by kernel. A weight read (or a
+    # parameter reshaped) inside it is one more kernel at every step, and
+    # one more value the loop stacks for the backward pass: the layers
+    # read their weights once, before the loop.
+    import tensorflow as tf
+
+    import keras_norms
+
+    layer = getattr(keras_norms.layers, layer_name)(8, return_sequences=True)
+    x = tf.zeros((4, 5, 3))
+    layer.build(x.shape)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    graph = step.get_concrete_function(x).graph
+    bodies = [
+        function
+        for function in graph.as_graph_def().library.function
+        if "while_body" in function.signature.name
+    ]
+    assert len(bodies) >= 2  # the forward loop and its gradient
+    for body in bodies:
+        nodes = {node.name: node for node in body.node_def}
+        assert "ReadVariableOp" not in {node.op for node in body.node_def}
+        stacked = [
+            nodes[node.input[1].split(":")[0]].op
+            for node in body.node_def
+            if node.op == "TensorListPushBack"
+            and node.input[1].split(":")[0] in nodes
+        ]
+        assert "Reshape" not in stacked, (body.signature.name, stacked)

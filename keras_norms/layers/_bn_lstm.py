@@ -341,6 +341,23 @@ class BNLSTMCell(keras.layers.Layer):
             ops.zeros((batch_size, 2), dtype=self.compute_dtype),
         ]
 
+    def step_weights(self):
+        """The weights a step reads, as tensors: ``(recurrent_kernel,
+        bias, recurrent gamma, cell gamma, cell beta)`` (None for absent
+        ones).
+
+        `BNLSTM` reads them once, before its time loop: on TensorFlow a
+        read inside the loop is a kernel at every step, and the loop
+        stacks its value for the backward pass.
+        """
+        return (
+            tensor_or_none(self.recurrent_kernel),
+            tensor_or_none(self.bias),
+            tensor_or_none(self.recurrent_normalization.gamma),
+            tensor_or_none(self.cell_normalization.gamma),
+            tensor_or_none(self.cell_normalization.beta),
+        )
+
     def step(
         self,
         input_term,
@@ -350,13 +367,15 @@ class BNLSTMCell(keras.layers.Layer):
         training=False,
         mask=None,
         recurrent_dropout_mask=None,
+        weights=None,
     ):
         """One time step from the normalized input term ``BN(W_x x_t)``.
 
         The input term does not depend on the recurrence, so `BNLSTM`
         computes it for all steps at once before the time loop (one matmul
         and one `TimestepBatchNormalization` call); only the recurrent and
-        cell-state normalizations run inside the loop.
+        cell-state normalizations run inside the loop. ``weights``:
+        `step_weights`, read here when not given.
 
         Returns:
             ``(h, c, statistics)``: in training, ``statistics`` holds this
@@ -366,6 +385,11 @@ class BNLSTMCell(keras.layers.Layer):
         """
         if recurrent_dropout_mask is not None:
             h = h * recurrent_dropout_mask
+        if weights is None:
+            weights = self.step_weights()
+        recurrent_kernel, bias, recurrent_scale, cell_scale, cell_offset = (
+            weights
+        )
         recurrent_normalization = self.recurrent_normalization
         cell_normalization = self.cell_normalization
         if (
@@ -380,11 +404,11 @@ class BNLSTMCell(keras.layers.Layer):
                 input_term,
                 h,
                 c,
-                tensor_or_none(self.recurrent_kernel),
-                tensor_or_none(self.bias),
-                tensor_or_none(recurrent_normalization.gamma),
-                tensor_or_none(cell_normalization.gamma),
-                tensor_or_none(cell_normalization.beta),
+                recurrent_kernel,
+                bias,
+                recurrent_scale,
+                cell_scale,
+                cell_offset,
                 self.epsilon,
                 self.activation,
                 self.recurrent_activation,
@@ -394,8 +418,8 @@ class BNLSTMCell(keras.layers.Layer):
             input_term,
             h,
             c,
-            self.recurrent_kernel,
-            self.bias,
+            recurrent_kernel,
+            bias,
             lambda term: recurrent_normalization.normalize_step(
                 term, step, training, mask
             ),
@@ -634,9 +658,18 @@ class BNLSTM(keras.layers.RNN):
             ops.matmul(sequences, cell.kernel), training, mask, time_axis=0
         )
 
+        weights = cell.step_weights()
+
         def cell_step(input_t, h, c, step, mask_t):
             h, c, statistics = cell.step(
-                input_t, h, c, step, training, mask_t, recurrent_dropout_mask
+                input_t,
+                h,
+                c,
+                step,
+                training,
+                mask_t,
+                recurrent_dropout_mask,
+                weights,
             )
             if not training:
                 return h, c, ()

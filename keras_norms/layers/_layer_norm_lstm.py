@@ -221,23 +221,44 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
             self.kernel_norm, _project(inputs, self.kernel, masks)
         )
 
-    def step(self, input_term, h, c, training=False):
+    def step_weights(self):
+        """The weights a step reads, as tensors: ``(recurrent_kernel,
+        bias, recurrent gamma, recurrent beta, state gamma, state beta)``
+        (None for absent ones).
+
+        `LayerNormLSTM` reads them once, before its time loop: on
+        TensorFlow a read inside the loop is a kernel at every step, and
+        the loop stacks its value for the backward pass.
+        """
+        return tuple(
+            tensor_or_none(weight)
+            for weight in (
+                self.recurrent_kernel,
+                self.bias,
+                self.recurrent_norm.gamma,
+                self.recurrent_norm.beta,
+                self.state_norm.gamma,
+                self.state_norm.beta,
+            )
+        )
+
+    def step(self, input_term, h, c, training=False, weights=None):
         """One step from the normalized input term ``LN(W_x x_t)``.
 
-        Returns ``(h, c)``: the output and the cell state to carry.
+        ``weights``: `step_weights`, read here when not given. Returns
+        ``(h, c)``: the output and the cell state to carry.
         """
         masks = None
         if training and 0.0 < self.recurrent_dropout < 1.0:
             masks = self.get_recurrent_dropout_mask(h)
+        if weights is None:
+            weights = self.step_weights()
+        recurrent_kernel, *parameters = weights
         return _lstm_step(
             input_term,
-            _project(h, self.recurrent_kernel, masks),
+            _project(h, recurrent_kernel, masks),
             c,
-            tensor_or_none(self.bias),
-            tensor_or_none(self.recurrent_norm.gamma),
-            tensor_or_none(self.recurrent_norm.beta),
-            tensor_or_none(self.state_norm.gamma),
-            tensor_or_none(self.state_norm.beta),
+            *parameters,
             self.norm_epsilon,
             self.activation,
             self.recurrent_activation,
@@ -479,8 +500,10 @@ class LayerNormLSTM(keras.layers.RNN):
         # calling the cell's step rather than the cell as a layer.
         input_terms = cell.input_term(sequences, training)
 
+        weights = cell.step_weights()
+
         def cell_step(input_t, h, c, step, mask_t):
-            return (*cell.step(input_t, h, c, training), ())
+            return (*cell.step(input_t, h, c, training, weights), ())
 
         h, c = initial_state[0], initial_state[1]
         if self.stateful:

@@ -31,6 +31,8 @@ from typing import NamedTuple
 from keras import ops
 
 from keras_norms.native import dispatch
+from keras_norms.ops._moments import count_divisor
+from keras_norms.ops._moments import static_count
 from keras_norms.ops._moments import statistics_dtype
 from keras_norms.ops._moments import sum_over
 from keras_norms.ops._moments import two_pass_moments
@@ -56,7 +58,8 @@ def custom_gradient(forward, backward, inputs, static):
     ``forward`` returns ``(result, residuals)``; ``backward(static,
     residuals, cotangents, kernel_per_op)`` returns the cotangents of
     ``inputs`` (a tuple of tensors or None, None for None), where
-    ``cotangents`` are those of ``result`` (a tuple) and ``kernel_per_op``
+    ``cotangents`` are those of ``result`` (a tuple; None for a result no
+    gradient reaches, where the backend knows it) and ``kernel_per_op``
     says that the backend runs one kernel per op (fold per-slice factors
     first). ``static`` holds hashable non-tensor arguments.
 
@@ -66,17 +69,20 @@ def custom_gradient(forward, backward, inputs, static):
     return NotImplemented
 
 
-def full_rank(parameter, x, dtype):
-    """``parameter`` (broadcastable to ``x``) with ``x``'s rank, in
-    ``dtype``."""
-    if parameter is None:
-        return None
-    parameter = ops.cast(parameter, dtype)
-    lead = len(x.shape) - len(parameter.shape)
-    if not lead:
-        return parameter
-    # ops.shape: sizes unknown when traced are read at run time.
-    return ops.reshape(parameter, (1,) * lead + tuple(ops.shape(parameter)))
+def _cast_or_none(parameter, dtype):
+    return None if parameter is None else ops.cast(parameter, dtype)
+
+
+def _full_shape(parameter, ndim):
+    """The static shape of ``parameter`` (broadcastable to a rank-``ndim``
+    input) with the leading size-1 axes broadcasting adds.
+
+    Parameters keep their own shape, not reshaped to full rank: inside a
+    recurrent layer's time loop on TensorFlow a reshape is one more kernel
+    at every step, and its result one more tensor the loop stacks for the
+    backward pass.
+    """
+    return (1,) * (ndim - len(parameter.shape)) + tuple(parameter.shape)
 
 
 def standardize(x, axes, offset, scale, epsilon):
@@ -87,7 +93,7 @@ def standardize(x, axes, offset, scale, epsilon):
     ``x`` in any float dtype: the statistics are computed in
     `statistics_dtype`, the outputs are in ``x``'s dtype."""
     dtype = statistics_dtype(x.dtype)
-    inputs = (x, full_rank(scale, x, dtype), full_rank(offset, x, dtype))
+    inputs = (x, _cast_or_none(scale, dtype), _cast_or_none(offset, dtype))
     return custom_gradient(
         _forward, _backward, inputs, (tuple(axes), float(epsilon))
     )
@@ -124,6 +130,8 @@ def _computed(x):
 def _backward(static, residuals, cotangents, kernel_per_op):
     axes, _ = static
     d_outputs, d_mean, d_variance, _ = cotangents  # the count: constant
+    if d_outputs is None:  # only the statistics are differentiated
+        d_outputs = ops.zeros_like(residuals.x)
     d_x, d_scale, d_offset = backward(
         axes,
         residuals,
@@ -147,24 +155,31 @@ def backward(
     the statistics' dtype."""
     x, scale, offset = _computed(residuals.x), residuals.scale, residuals.offset
     inverse_std, count = residuals.inverse_std, residuals.count
-    divisor = ops.where(count > 1.0, count, 1.0)
+    known = static_count(residuals.x.shape, axes)
+    divisor = count_divisor(count if known is None else known)
     x_hat = ((x - residuals.rough_mean) - residuals.correction) * inverse_std
     # Two full-size reductions serve d_x, d_scale and d_offset: over the
     # reduced axes along which the parameters are constant (all of them in
     # batch norm, the spatial ones in group norm, none in layer norm) the
     # parameters factor out of the sums; the rest are small reductions.
     parameter = scale if scale is not None else offset
+    parameter_shape = (
+        None if parameter is None else _full_shape(parameter, len(x.shape))
+    )
     constant = tuple(
-        a for a in axes if parameter is None or parameter.shape[a] == 1
+        a for a in axes if parameter is None or parameter_shape[a] == 1
     )
     rest = tuple(a for a in axes if a not in constant)
     sum_dy = sum_over(d_outputs, constant)
     sum_dy_x_hat = sum_over(d_outputs * x_hat, constant)
-    sum_g, sum_g_x_hat = sum_dy, sum_dy_x_hat
-    if scale is not None:
-        sum_g, sum_g_x_hat = sum_g * scale, sum_g_x_hat * scale
-    sum_g = sum_over(sum_g, rest)
-    sum_g_x_hat = sum_over(sum_g_x_hat, rest)
+
+    def sums_of_g():
+        """The sums of ``g = dy * scale`` and ``g * x_hat`` per slice."""
+        sum_g, sum_g_x_hat = sum_dy, sum_dy_x_hat
+        if scale is not None:
+            sum_g, sum_g_x_hat = sum_g * scale, sum_g_x_hat * scale
+        return sum_over(sum_g, rest), sum_over(sum_g_x_hat, rest)
+
     # d_x = inv_std * (g - (sum_g + x_hat * sum_g_x_hat) / n), plus the
     # statistics' own cotangents when they are used: d_mean / n and
     # d_variance * 2 (x - mean) / n, an x_hat term.
@@ -178,8 +193,17 @@ def backward(
         # TensorFlow runs one kernel per op: multiply the per-slice
         # factors out first, leaving three full-size operations.
         dy_factor = inverse_std if scale is None else inverse_std * scale
-        x_hat_factor = -inverse_std * sum_g_x_hat / divisor
-        constant = -inverse_std * sum_g / divisor
+        if rest:
+            sum_g, sum_g_x_hat = sums_of_g()
+            factor = inverse_std * (-1.0 / divisor)
+        else:
+            # The scale is constant in each slice (batch norm) and leaves
+            # the sums: fewer small ops, which a recurrent layer's time
+            # loop runs at every step.
+            sum_g, sum_g_x_hat = sum_dy, sum_dy_x_hat
+            factor = dy_factor * (-1.0 / divisor)
+        x_hat_factor = factor * sum_g_x_hat
+        constant = factor * sum_g
         if variance_term is not None:
             x_hat_factor = x_hat_factor + variance_term
         if mean_term is not None:
@@ -187,6 +211,7 @@ def backward(
         d_x = d_outputs * dy_factor + (x_hat * x_hat_factor + constant)
     else:
         # XLA fuses either form; with this one it keeps less in memory.
+        sum_g, sum_g_x_hat = sums_of_g()
         g = d_outputs if scale is None else d_outputs * scale
         d_x = inverse_std * (g - (sum_g + x_hat * sum_g_x_hat) / divisor)
         if variance_term is not None:
@@ -202,11 +227,12 @@ def backward(
 
 
 def _sum_to(value, like):
-    """Sum ``value`` over the axes that ``like`` (same rank) broadcasts
-    along."""
+    """Sum ``value`` over the axes that ``like`` (broadcastable to it)
+    broadcasts along, in ``like``'s shape."""
     axes = tuple(
         i
-        for i, size in enumerate(like.shape)
+        for i, size in enumerate(_full_shape(like, len(value.shape)))
         if size == 1 and value.shape[i] != 1
     )
+    # ops.shape: sizes unknown when traced are read at run time.
     return ops.reshape(sum_over(value, axes), tuple(ops.shape(like)))

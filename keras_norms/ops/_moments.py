@@ -75,6 +75,33 @@ def sum_adjacent_axes(values, axes):
     return ops.sum(values, axis=axes, keepdims=True)
 
 
+def static_count(shape, axes):
+    """The number of values over ``axes`` of ``shape`` as a Python int, or
+    None when a size is unknown while tracing."""
+    count = 1
+    for axis in axes:
+        if not isinstance(shape[axis], int):
+            return None
+        count *= shape[axis]
+    return count
+
+
+def count_divisor(count):
+    """What sums over ``count`` values are divided by: ``count``, or 1 for
+    fewer than two values (the statistics of an empty slice, all masked or
+    a replica without samples, are 0, not 0/0).
+
+    A count known while tracing (a Python int) gives a Python number: on
+    TensorFlow every op is a kernel launch, and inside a recurrent layer's
+    time loop the comparison and select ran at every step.
+    """
+    if isinstance(count, int):
+        return float(max(count, 1))
+    # `ops.where` rather than `ops.maximum`, which returns float32 for
+    # float64 inputs on the torch backend.
+    return ops.where(count > 1.0, count, 1.0)
+
+
 class TwoPassMoments(NamedTuple):
     """The parts of the corrected two-pass moments of ``x`` over some axes.
 
@@ -110,21 +137,19 @@ def two_pass_moments(x, axes, mask=None):
         count = 1
         for axis in axes:
             count = count * shape[axis]
+        known = count
         count = ops.cast(count, x.dtype)
+        divisor = count_divisor(known if isinstance(known, int) else count)
 
         def masked(values):
             return values
     else:
         mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
         count = sum_over(ops.cast(mask, x.dtype), axes)
+        divisor = count_divisor(count)
 
         def masked(values):
             return ops.where(mask, values, 0.0)
-
-    # Statistics of an empty (all-masked, or zero-sample replica) slice are
-    # 0, not 0/0. (`ops.where` and `ops.relu` rather than `ops.maximum`,
-    # which returns float32 for float64 inputs on the torch backend.)
-    divisor = ops.where(count > 1.0, count, 1.0)
 
     def average(values):
         return sum_over(masked(values), axes) / divisor
@@ -133,5 +158,7 @@ def two_pass_moments(x, axes, mask=None):
     shifted = x - rough_mean
     correction = average(shifted)
     mean_square = average(ops.square(shifted))
+    # (`ops.relu`: `ops.maximum` returns float32 for float64 inputs on the
+    # torch backend.)
     variance = ops.relu(mean_square - ops.square(correction))
     return TwoPassMoments(shifted, rough_mean, correction, variance, count)

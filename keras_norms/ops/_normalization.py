@@ -58,8 +58,10 @@ def _combine_across_replicas(deviation, mean, variance, count, all_gather):
     return deviation - shift, mean + shift, second_moment / divisor, total
 
 
+@dispatch("tensor_or_none")
 def tensor_or_none(value):
-    """``value`` as a tensor (a variable's value); None stays None."""
+    """``value`` as a tensor (a variable's value, read here); None stays
+    None."""
     return None if value is None else ops.convert_to_tensor(value)
 
 
@@ -259,6 +261,17 @@ def broadcast_parameter(parameter, ndim, axes):
     return ops.reshape(parameter, shape)
 
 
+def _broadcastable(parameter, ndim, axes):
+    """``parameter`` (of the shape of ``x`` at the sorted ``axes``, or
+    broadcastable to it) so that it broadcasts against ``x``: as it is
+    when ``axes`` are the trailing axes (broadcasting aligns them), which
+    saves a reshape at every step of a recurrent layer's time loop on
+    TensorFlow; else `broadcast_parameter`'s reshape."""
+    if parameter is None or tuple(axes) == tuple(range(ndim - len(axes), ndim)):
+        return parameter
+    return broadcast_parameter(parameter, ndim, axes)
+
+
 def batch_normalization(
     x, mean, variance, axis=-1, offset=None, scale=None, epsilon=1e-3
 ):
@@ -418,8 +431,8 @@ def _batch_normalization_training(
         x,
         reduction_axes,
         mask=mask,
-        offset=broadcast_parameter(offset, ndim, channel_axes),
-        scale=broadcast_parameter(scale, ndim, channel_axes),
+        offset=_broadcastable(offset, ndim, channel_axes),
+        scale=_broadcastable(scale, ndim, channel_axes),
         epsilon=epsilon,
         all_gather=all_gather,
     )
@@ -475,8 +488,8 @@ def _layer_normalization(x, axes, offset, scale, epsilon):
     outputs, _, _, _ = standardize(
         x,
         axes,
-        offset=broadcast_parameter(offset, ndim, axes),
-        scale=broadcast_parameter(scale, ndim, axes),
+        offset=_broadcastable(offset, ndim, axes),
+        scale=_broadcastable(scale, ndim, axes),
         epsilon=epsilon,
     )
     return outputs

@@ -21,3 +21,6 @@ from keras_norms.native.tensorflow.loops import scan as scan
 from keras_norms.native.tensorflow.normalization import (
     batch_normalization_training as batch_normalization_training,
 )
+from keras_norms.native.tensorflow.values import (
+    tensor_or_none as tensor_or_none,
+)

@@ -21,9 +21,25 @@ def custom_gradient(forward, backward, inputs, static):
         result, residuals = forward(*full, *static)
 
         def gradient(*cotangents):
+            cotangents = tuple(_none_if_zeros(c) for c in cotangents)
             gradients = backward(static, residuals, cotangents, True)
             return [g for g in gradients if g is not None]
 
         return result, gradient
 
     return run(*present)
+
+
+def _none_if_zeros(cotangent):
+    """None for a cotangent that is a zeros constant when traced.
+
+    TensorFlow hands such a constant to the results no gradient reaches
+    (the statistics, which the layers use without gradient); the backward
+    pass would spend kernels on terms that are zero, six per call, at
+    every step of a recurrent layer's time loop. (Eager tensors are left
+    as they are: their values are not known when the graph is built.)
+    """
+    if cotangent is None or not tf.is_symbolic_tensor(cotangent):
+        return cotangent
+    value = tf.get_static_value(cotangent)
+    return None if value is not None and not value.any() else cotangent

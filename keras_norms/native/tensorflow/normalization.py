@@ -46,8 +46,6 @@ def batch_normalization_training(
         # Channels last; several trailing axes (per-step statistics) are
         # one flat channel axis.
         data_format = "NHWC"
-        fused_input = tf.reshape(x, (-1, 1, 1, channels))
-        first = fused_input[:1]
     elif channel_axes == (1,) and ndim == 4:
         if not on_gpu(x):
             # TensorFlow's CPU kernel transposes NCHW to NHWC and back; the
@@ -55,22 +53,32 @@ def batch_normalization_training(
             # vs 124 ms per training step; Keras core 110 ms).
             return NotImplemented
         data_format = "NCHW"
-        fused_input = x
-        first = x[:1, :, :1, :1]
     else:
         return NotImplemented
     # Sizes known when traced save a dozen small ops per call, which is
     # what a small batch-norm call costs on TensorFlow.
     count = x.shape.num_elements()
     count = None if count is None else count // channels
+    if count is not None and count < 2:
+        return NotImplemented  # the reference's zero variance
+    if (
+        count is not None
+        and count * channels < _SMALLEST_FUSED_ON_CPU
+        and not on_gpu(x)
+    ):
+        return NotImplemented  # the reference's closed form is faster
+    # (Ops built only now: one that declines leaves none in the graph,
+    # which inside a time loop would be traced into every step.)
+    if data_format == "NHWC":
+        fused_input = tf.reshape(x, (-1, 1, 1, channels))
+        first = fused_input[:1]
+    else:
+        fused_input = x
+        first = x[:1, :, :1, :1]
     if count is None:
         # A sum over at most one value: the first one, or 0 for an empty
         # batch (a replica may hold no sample).
         first = tf.reduce_sum(first, axis=0, keepdims=True)
-    elif count < 2:
-        return NotImplemented  # the reference's zero variance
-    elif count * channels < _SMALLEST_FUSED_ON_CPU and not on_gpu(x):
-        return NotImplemented  # the reference's closed form is faster
     shift = tf.stop_gradient(first)
     outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
         x=fused_input - shift,
