@@ -18,10 +18,14 @@ XLA operations of a BNLSTM training step (JAX's profiler).
 
 torch: the operators of one training step of layer normalization, batch
 normalization of a dense layer and of channels-first images, group
-normalization and the BNLSTM, by self CPU time (torch profiler).
+normalization and the BNLSTM, by self CPU time (torch profiler); then
+the tensors autograd keeps for the backward pass of the BNLSTM, the
+LayerNormLSTM and Keras's LSTM, by operation and shape.
 
-TensorFlow: the kernels of one training step (``tf.function``, forward
-and backward), ours and Keras core's, by op type with their time and
+TensorFlow: the time loops of the BNLSTM, the LayerNormLSTM and Keras's
+LSTM (kernels per step and the longest chain of dependent kernels, in
+the forward loop and its gradient); then the kernels of one training
+step (``tf.function``, forward and backward), ours and Keras core's, by op type with their time and
 count (TensorFlow's profiler, its trace read back from the XPlane file):
 group normalization, local response normalization against TensorFlow's
 fused kernel, per-step batch normalization against Keras's batch
@@ -360,6 +364,76 @@ def torch_report():
                 sort_by="self_cpu_time_total", row_limit=12
             )
         )
+    torch_recurrent_memory()
+
+
+def _torch_saved_tensors(layer, shape):
+    """What autograd keeps for the backward pass of one forward pass:
+    ``(total MiB, {(operation, shape): (MiB, count)})``, each storage
+    counted once (torch keeps these until the backward pass; they are
+    most of a recurrent layer's peak)."""
+    import collections
+
+    import torch
+
+    layer.build(shape)
+    x = torch.randn(*shape, requires_grad=True)
+    outputs = layer(x, training=True)
+    sizes, counts = collections.Counter(), collections.Counter()
+    seen, visited, pending = set(), set(), [outputs.grad_fn]
+    # A tensor saved through hooks (the shifted normalizations save their
+    # source and shift) is recomputed on each access: kept alive here, so
+    # that its storage is not reused by the next and counted once.
+    alive = []
+    while pending:
+        node = pending.pop()
+        if node is None or node in visited:
+            continue
+        visited.add(node)
+        for attribute in dir(node):
+            if not attribute.startswith("_saved_"):
+                continue
+            try:
+                value = getattr(node, attribute)
+            except RuntimeError:  # already freed, or not a tensor
+                continue
+            values = value if isinstance(value, (tuple, list)) else [value]
+            for tensor in values:
+                if not isinstance(tensor, torch.Tensor):
+                    continue
+                storage = tensor.untyped_storage()
+                if storage.data_ptr() in seen:
+                    continue
+                seen.add(storage.data_ptr())
+                alive.append(tensor)
+                key = (type(node).__name__, tuple(tensor.shape))
+                sizes[key] += storage.nbytes() / 2**20
+                counts[key] += 1
+        pending.extend(next_node for next_node, _ in node.next_functions)
+    return sum(sizes.values()), {
+        key: (sizes[key], counts[key]) for key in sizes
+    }
+
+
+def torch_recurrent_memory(shape=(32, 256, 32)):
+    for name, layer in (
+        ("LSTM(64)", keras.layers.LSTM(64, return_sequences=True)),
+        ("BNLSTM(64)", keras_norms.layers.BNLSTM(64, return_sequences=True)),
+        (
+            "LayerNormLSTM(64)",
+            keras_norms.layers.LayerNormLSTM(64, return_sequences=True),
+        ),
+    ):
+        total, parts = _torch_saved_tensors(layer, shape)
+        top = sorted(parts.items(), key=lambda item: -item[1][0])[:6]
+        print(
+            f"{name} on {shape}: {total:.1f} MiB saved for the backward "
+            "pass; the largest (MiB, tensors): "
+            + ", ".join(
+                f"{operation} {list(size)} {mib:.1f} ({count})"
+                for (operation, size), (mib, count) in top
+            )
+        )
 
 
 def _tensorflow_native_lrn(x):
@@ -450,7 +524,70 @@ def _tensorflow_kernel_times(layer, shape, repeats=5):
     return {kind: (times[kind], counts[kind]) for kind in times}
 
 
+def tensorflow_loop_bodies(shape=(32, 16, 32)):
+    """``{body: (kernels, longest chain)}`` of the while loops of one
+    training step: the forward loop and its gradient. TensorFlow runs a
+    body kernel by kernel, two at a time on two cores, so a step takes
+    about its longest chain of dependent kernels times the cost of one."""
+    import functools
+
+    import tensorflow as tf
+
+    free = {"Const", "Identity", "NoOp", "Placeholder"}
+    report = {}
+    for name, build in (
+        ("LSTM", lambda: keras.layers.LSTM(64, return_sequences=True)),
+        (
+            "BNLSTM",
+            lambda: keras_norms.layers.BNLSTM(64, return_sequences=True),
+        ),
+        (
+            "LayerNormLSTM",
+            lambda: keras_norms.layers.LayerNormLSTM(64, return_sequences=True),
+        ),
+    ):
+        layer = build()
+        layer.build(shape)
+        x = tf.zeros(shape)
+
+        @tf.function
+        def step(x, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x, training=True))
+            return tape.gradient(loss, [x] + layer.trainable_variables)
+
+        library = step.get_concrete_function(x).graph.as_graph_def().library
+        for function in library.function:
+            body = function.signature.name
+            # The "_rewritten" copies are the same bodies.
+            if "while_body" not in body or body.endswith("_rewritten"):
+                continue
+            nodes = {node.name: node for node in function.node_def}
+
+            @functools.cache
+            def chain(node_name, nodes=nodes):
+                node = nodes[node_name]
+                longest = 0
+                for source in node.input:
+                    source = source.lstrip("^").split(":")[0]
+                    if source in nodes:
+                        longest = max(longest, chain(source))
+                return longest + (node.op not in free)
+
+            kind = "backward" if "_grad_" in body else "forward"
+            report[f"{name} {kind}"] = (
+                sum(node.op not in free for node in function.node_def),
+                max(chain(node) for node in nodes),
+            )
+    return report
+
+
 def tensorflow_report():
+    print("Time loops' bodies (kernels per step, longest chain of dependent")
+    print("kernels), a training step on (32, 16, 32):")
+    for body, (kernels, longest) in tensorflow_loop_bodies().items():
+        print(f"  {body}: {kernels} kernels, chain {longest}")
     for name, shape, ours, core in TENSORFLOW_CASES:
         print(f"{name}, input {shape}, one training step:")
         for who, build in (("ours", ours), ("core", core)):

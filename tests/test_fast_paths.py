@@ -62,12 +62,8 @@ EXPECTED_FAST = {
     + [STANDARDIZE] * 2,
     "jax": [STANDARDIZE] * 19,
 }
-# In float16 / bfloat16, computed in float32 (TensorFlow's fused kernel
-# takes float32 only).
-EXPECTED_FAST_HALF = {
-    **EXPECTED_FAST,
-    "tensorflow": [STANDARDIZE] * 19,
-}
+# In float16 / bfloat16 (statistics in float32 on every path), the same.
+EXPECTED_FAST_HALF = EXPECTED_FAST
 
 
 def parameter_shape(op, shape, arguments):

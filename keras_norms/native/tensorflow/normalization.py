@@ -8,9 +8,9 @@ channel (see ``native/torch/normalization.py``): exact for the output and
 the gradient, one elementwise pass. It returns the *unbiased* batch
 variance; the biased one is recovered from the count.
 
-Applies to float32 inputs with the channels last (any rank: the other axes
-are flattened, a free reshape) or, on a GPU, first in a rank-4 input
-(NCHW).
+Applies to float32 inputs, and to the float16 and bfloat16 inputs of the
+mixed-precision policies (normalized in float32), with the channels last (any rank: the other axes are flattened, a free
+reshape) or, on a GPU, first in a rank-4 input (NCHW).
 """
 
 import math
@@ -34,7 +34,7 @@ def batch_normalization_training(
     if mask is not None or all_gather is not None:
         return NotImplemented
     ndim = x.shape.rank
-    if x.dtype != tf.float32:
+    if x.dtype not in (tf.float32, tf.float16, tf.bfloat16):
         return NotImplemented
     statistics_shape = [x.shape[a] for a in channel_axes]
     if None in statistics_shape:
@@ -69,12 +69,17 @@ def batch_normalization_training(
         return NotImplemented  # the reference's closed form is faster
     # (Ops built only now: one that declines leaves none in the graph,
     # which inside a time loop would be traced into every step.)
+    fused_input = x
+    if x.dtype != tf.float32:
+        # Shifted in float32: x - shift rounded to a half dtype would lose
+        # the statistics' float32 precision (Keras core's batch
+        # normalization also computes on a float32 copy).
+        fused_input = tf.cast(x, tf.float32)
     if data_format == "NHWC":
-        fused_input = tf.reshape(x, (-1, 1, 1, channels))
+        fused_input = tf.reshape(fused_input, (-1, 1, 1, channels))
         first = fused_input[:1]
     else:
-        fused_input = x
-        first = x[:1, :, :1, :1]
+        first = fused_input[:1, :, :1, :1]
     if count is None:
         # A sum over at most one value: the first one, or 0 for an empty
         # batch (a replica may hold no sample).
@@ -102,9 +107,9 @@ def batch_normalization_training(
     if len(statistics_shape) > 1:
         mean = tf.reshape(mean, statistics_shape)
         variance = tf.reshape(variance, statistics_shape)
-    if fused_input is not x:
+    if data_format == "NHWC":
         outputs = tf.reshape(outputs, tf.shape(x))
-    return outputs, mean, variance, count
+    return tf.cast(outputs, x.dtype), mean, variance, count
 
 
 def _channel_vector(parameter, statistics_shape, default):
