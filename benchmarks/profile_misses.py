@@ -25,8 +25,9 @@ LayerNormLSTM and Keras's LSTM, by operation and shape.
 TensorFlow: the time loops of the BNLSTM, the LayerNormLSTM and Keras's
 LSTM (kernels per step and the longest chain of dependent kernels, in
 the forward loop and its gradient); then the kernels of one training
-step (``tf.function``, forward and backward), ours and Keras core's, by op type with their time and
-count (TensorFlow's profiler, its trace read back from the XPlane file):
+step (``tf.function``, forward and backward), ours and Keras core's, by
+op type with their time and count (TensorFlow's profiler, its trace read
+back from the XPlane file):
 group normalization, local response normalization against TensorFlow's
 fused kernel, per-step batch normalization against Keras's batch
 normalization, and the BNLSTM against Keras's LSTM.
