@@ -9,8 +9,9 @@ the gradient, one elementwise pass. It returns the *unbiased* batch
 variance; the biased one is recovered from the count.
 
 Applies to float32 inputs, and to the float16 and bfloat16 inputs of the
-mixed-precision policies (normalized in float32), with the channels last (any rank: the other axes are flattened, a free
-reshape) or, on a GPU, first in a rank-4 input (NCHW).
+mixed-precision policies (normalized in float32), with the channels last
+(any rank: the other axes are flattened, a free reshape) or, on a GPU,
+first in a rank-4 input (NCHW).
 """
 
 import math
