@@ -264,10 +264,12 @@ def broadcast_parameter(parameter, ndim, axes):
 def _broadcastable(parameter, ndim, axes):
     """``parameter`` (of the shape of ``x`` at the sorted ``axes``, or
     broadcastable to it) so that it broadcasts against ``x``: as it is
-    when ``axes`` are the trailing axes (broadcasting aligns them), which
-    saves a reshape at every step of a recurrent layer's time loop on
-    TensorFlow; else `broadcast_parameter`'s reshape."""
-    if parameter is None or tuple(axes) == tuple(range(ndim - len(axes), ndim)):
+    for a single trailing axis (broadcasting aligns it), which saves a
+    reshape at every step of a recurrent layer's time loop on TensorFlow;
+    else `broadcast_parameter`'s reshape (XLA compiled per-step batch
+    normalization's shared parameters, left in two dimensions, into a
+    slower program)."""
+    if parameter is None or tuple(axes) == (ndim - 1,):
         return parameter
     return broadcast_parameter(parameter, ndim, axes)
 
