@@ -20,7 +20,9 @@ torch: the operators of one training step of layer normalization, batch
 normalization of a dense layer and of channels-first images, group
 normalization and the BNLSTM, by self CPU time (torch profiler); then
 the tensors autograd keeps for the backward pass of the BNLSTM, the
-LayerNormLSTM and Keras's LSTM, by operation and shape.
+LayerNormLSTM and Keras's LSTM, by operation and shape; then, for the
+small inputs, the wall time of a training step against the torch
+operators' time and the step's Python calls, ours and Keras core's.
 
 TensorFlow: the time loops of the BNLSTM, the LayerNormLSTM and Keras's
 LSTM (kernels per step and the longest chain of dependent kernels, in
@@ -312,6 +314,85 @@ def jax_report():
         print(f"  {name}: {ms:.2f} ({count})")
 
 
+def torch_layer_calls(steps=200):
+    """Where a small input's training step goes, ours against Keras
+    core's: the wall time, the torch operators' self time (torch
+    profiler) and the Python calls of one step (cProfile)."""
+    import cProfile
+    import pstats
+
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile
+
+    cases = [
+        (
+            "BN dense",
+            (64, 256),
+            keras_norms.layers.BatchNormalization,
+            keras.layers.BatchNormalization,
+        ),
+        (
+            "TimestepBN vs BN",
+            (32, 16, 64),
+            keras_norms.layers.TimestepBatchNormalization,
+            keras.layers.BatchNormalization,
+        ),
+        (
+            "RMS",
+            (32, 16, 256),
+            keras_norms.layers.RMSNormalization,
+            keras.layers.RMSNormalization,
+        ),
+    ]
+    for name, shape, ours, core in cases:
+        figures = []
+        for build in (ours, core):
+            layer = build()
+            layer.build(shape)
+            x = torch.randn(*shape, requires_grad=True)
+            upstream = torch.randn(*shape)
+            kwargs = {"training": True} if layer._call_has_training_arg else {}
+
+            def step(layer=layer, x=x, upstream=upstream, kwargs=kwargs):
+                x.grad = None
+                (layer(x, **kwargs) * upstream).sum().backward()
+
+            for _ in range(20):  # warm-up
+                step()
+            best = []
+            for _ in range(7):
+                start = time.perf_counter()
+                for _ in range(20):
+                    step()
+                best.append(time.perf_counter() - start)
+            wall_ms = 1e3 * min(best)
+            with profile(activities=[ProfilerActivity.CPU]) as trace:
+                for _ in range(20):
+                    step()
+            operator_ms = sum(
+                event.self_cpu_time_total
+                for event in trace.key_averages()
+                if event.key.startswith("aten::")
+            )
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(steps):
+                step()
+            profiler.disable()
+            calls = pstats.Stats(profiler).total_calls / steps
+            figures.append((wall_ms / 20, operator_ms / 20 / 1e3, calls))
+        (wall, operators, calls), (core_wall, core_operators, core_calls) = (
+            figures
+        )
+        print(
+            f"{name} {shape}, one training step, ours / core: wall "
+            f"{wall:.3f} / {core_wall:.3f} ms, torch operators' self time "
+            f"{operators:.3f} / {core_operators:.3f} ms, Python calls "
+            f"{calls:.0f} / {core_calls:.0f}"
+        )
+
+
 def torch_report():
     import torch
     from torch.profiler import ProfilerActivity
@@ -366,6 +447,7 @@ def torch_report():
             )
         )
     torch_recurrent_memory()
+    torch_layer_calls()
 
 
 def _torch_saved_tensors(layer, shape):
