@@ -24,7 +24,7 @@ from keras_norms.layers._timestep_batch_normalization import (
 from keras_norms.native import dispatch
 from keras_norms.ops import batch_normalization_training
 from keras_norms.ops._checks import check_sequence_length
-from keras_norms.ops._normalization import tensor_or_none
+from keras_norms.ops._loops import read_before_loop
 
 # keras.layers.RNN casts every state to the cell's compute dtype (and its
 # loops need the carry to keep its dtype), so the step counter cannot be
@@ -351,11 +351,11 @@ class BNLSTMCell(keras.layers.Layer):
         stacks its value for the backward pass.
         """
         return (
-            tensor_or_none(self.recurrent_kernel),
-            tensor_or_none(self.bias),
-            tensor_or_none(self.recurrent_normalization.gamma),
-            tensor_or_none(self.cell_normalization.gamma),
-            tensor_or_none(self.cell_normalization.beta),
+            read_before_loop(self.recurrent_kernel),
+            read_before_loop(self.bias),
+            read_before_loop(self.recurrent_normalization.gamma),
+            read_before_loop(self.cell_normalization.gamma),
+            read_before_loop(self.cell_normalization.beta),
         )
 
     def step(

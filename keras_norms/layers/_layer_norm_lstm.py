@@ -19,7 +19,7 @@ from keras_norms.layers._layer_normalization import LayerNormalization
 from keras_norms.layers._time_loop import run_steps
 from keras_norms.layers._time_loop import time_major
 from keras_norms.native import dispatch
-from keras_norms.ops._normalization import tensor_or_none
+from keras_norms.ops._loops import read_before_loop
 
 
 @export
@@ -231,7 +231,7 @@ class LayerNormLSTMCell(keras.layers.LSTMCell):
         the loop stacks its value for the backward pass.
         """
         return tuple(
-            tensor_or_none(weight)
+            read_before_loop(weight)
             for weight in (
                 self.recurrent_kernel,
                 self.bias,

@@ -137,9 +137,9 @@ def two_pass_moments(x, axes, mask=None):
         count = 1
         for axis in axes:
             count = count * shape[axis]
-        known = count
         count = ops.cast(count, x.dtype)
-        divisor = count_divisor(known if isinstance(known, int) else count)
+        known = static_count(x.shape, axes)
+        divisor = count_divisor(count if known is None else known)
 
         def masked(values):
             return values

@@ -58,10 +58,8 @@ def _combine_across_replicas(deviation, mean, variance, count, all_gather):
     return deviation - shift, mean + shift, second_moment / divisor, total
 
 
-@dispatch("tensor_or_none")
 def tensor_or_none(value):
-    """``value`` as a tensor (a variable's value, read here); None stays
-    None."""
+    """``value`` as a tensor (a variable's value); None stays None."""
     return None if value is None else ops.convert_to_tensor(value)
 
 

@@ -17,10 +17,10 @@ from keras_norms.native.tensorflow.gradients import (
 from keras_norms.native.tensorflow.local_response import (
     channel_window_mean as channel_window_mean,
 )
+from keras_norms.native.tensorflow.loops import (
+    read_before_loop as read_before_loop,
+)
 from keras_norms.native.tensorflow.loops import scan as scan
 from keras_norms.native.tensorflow.normalization import (
     batch_normalization_training as batch_normalization_training,
-)
-from keras_norms.native.tensorflow.values import (
-    tensor_or_none as tensor_or_none,
 )

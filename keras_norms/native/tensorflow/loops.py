@@ -61,3 +61,9 @@ def scan(f, init, xs, length=None):
         tree.pack_sequence_as(init, carry_flat),
         tree.pack_sequence_as(first, stacked),
     )
+
+
+def read_before_loop(value):
+    # (A Keras variable converts through its ``value``: cast to the
+    # compute dtype under mixed precision, as when read inside the loop.)
+    return None if value is None else tf.convert_to_tensor(value)
